@@ -1,0 +1,5 @@
+#!/bin/sh
+echo first
+
+echo second
+echo third

@@ -1,0 +1,1 @@
+echo "tangles to notes/yes.sh"

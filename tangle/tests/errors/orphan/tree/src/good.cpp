@@ -1,0 +1,1 @@
+// src/good.cpp: tangled from notes/good.org
