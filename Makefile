@@ -75,12 +75,12 @@ $(CATCH_PCH).gch: $(CATCH_PCH)
 	$(quiet) PCH catch2/catch.hpp
 	@$(CXX) $(CXXFLAGS) $(CPPFLAGS) -x c++-header $< -o $@
 
-$(BUILD)/obj/src/%.o: src/%.cpp $(BUILD)/tangled.mk
+$(BUILD)/obj/src/%.o: src/%.cpp | $(BUILD)/tangled.mk
 	$(quiet) CXX $<
 	@mkdir -p $(@D)
 	@$(CXX) $(CXXFLAGS) $(CPPFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/obj/tests/%.o: tests/%.cpp $(CATCH_PCH).gch $(BUILD)/tangled.mk
+$(BUILD)/obj/tests/%.o: tests/%.cpp $(CATCH_PCH).gch | $(BUILD)/tangled.mk
 	$(quiet) CXX $<
 	@mkdir -p $(@D)
 	@$(CXX) $(CXXFLAGS) $(CPPFLAGS) -Winvalid-pch -include $(CATCH_PCH) $(DEPFLAGS) -c $< -o $@

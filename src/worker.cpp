@@ -1,0 +1,220 @@
+// src/worker.cpp: tangled from notes/worker.org; edit the note, not this file.
+
+// [[file:../notes/worker.org::*The worker's parts][The worker's parts:2]]
+#include "worker.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "http_session.hpp"
+#include "sleep_and_wake.hpp"
+#include "thread_pool.hpp"
+
+namespace caracal {
+
+namespace net = boost::asio;
+
+namespace detail {
+
+class Worker {
+ public:
+  Worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app);
+  int run();
+
+ private:
+  void adopt_connection(int fd);
+  SessionHooks session_hooks();
+  void run_on_pool(std::function<void()> job);
+  void on_pool_job_done();
+  void open_gate_while_a_thread_is_free();
+  void wait_for_signals();
+  void begin_shutdown();
+  void stop_when_sessions_are_done();
+  void schedule_heartbeat();
+  void write_heartbeat(const std::string& line) const;
+  std::string stats_json() const;
+
+  const WorkerSettings settings_;
+  const SessionSettings session_settings_;
+  std::shared_ptr<const App> app_;
+  ServerInfo info_;
+  net::io_context reactor_{1};  // one thread runs it: the worker's main thread
+  ThreadPool pool_;
+  AcceptGate gate_;
+  net::signal_set signals_;
+  net::steady_timer heartbeat_timer_, shutdown_timer_;
+  std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions_;
+  int requests_in_app_ = 0;  // reactor thread only
+  std::atomic<std::uint64_t> requests_{0};
+  bool stopping_ = false;
+};
+// The worker's parts:2 ends here
+
+// [[file:../notes/worker.org::*The worker's parts][The worker's parts:3]]
+Worker::Worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app)
+    : settings_(settings),
+      session_settings_{settings.first_data_timeout, settings.persistent_timeout,
+                        settings.write_timeout, settings.max_keep_alive},
+      app_(std::make_shared<const App>(std::move(app))),
+      pool_({settings.min_threads, std::max(settings.max_threads, 1),
+             settings.thread_reap_interval}),
+      gate_(listen_fds,
+            [this](int fd) { net::post(reactor_, [this, fd] { adopt_connection(fd); }); }),
+      signals_(reactor_, SIGTERM, SIGINT),
+      heartbeat_timer_(reactor_),
+      shutdown_timer_(reactor_) {
+  info_.worker_index = settings.index;
+  info_.environment = settings.environment;
+  info_.stats_json = [this] { return stats_json(); };
+}
+// The worker's parts:3 ends here
+
+// [[file:../notes/worker.org::*Running][Running:1]]
+int Worker::run() {
+  std::signal(SIGPIPE, SIG_IGN);  // sendfile to a vanished client must not kill us
+  wait_for_signals();
+  open_gate_while_a_thread_is_free();
+  write_heartbeat("b " + std::to_string(settings_.index) + " " + std::to_string(::getpid()) + "\n");
+  schedule_heartbeat();
+  reactor_.run();
+  gate_.stop();
+  pool_.stop();  // an app still running past shutdown_timeout is waited for here
+  return 0;
+}
+
+void Worker::open_gate_while_a_thread_is_free() {
+  const bool thread_free = requests_in_app_ < std::max(settings_.max_threads, 1);
+  if (!stopping_ && thread_free) gate_.open();
+  else gate_.close();
+}
+// Running:1 ends here
+
+// [[file:../notes/worker.org::*Connections and the pool][Connections and the pool:1]]
+void Worker::adopt_connection(int fd) {
+  if (stopping_) {
+    ::close(fd);  // accepted just before the gate closed; the client will retry elsewhere
+    return;
+  }
+  auto session = start_http_session(reactor_, fd, app_, &info_, session_settings_,
+                                    session_hooks());
+  if (session) sessions_.emplace(session.get(), session);
+}
+
+SessionHooks Worker::session_hooks() {
+  SessionHooks hooks;
+  hooks.run_on_pool = [this](std::function<void()> job) { run_on_pool(std::move(job)); };
+  hooks.request_received = [this] { ++requests_; };
+  hooks.closed = [this](HttpSession* session) {
+    sessions_.erase(session);
+    stop_when_sessions_are_done();
+  };
+  return hooks;
+}
+// Connections and the pool:1 ends here
+
+// [[file:../notes/worker.org::*Connections and the pool][Connections and the pool:2]]
+void Worker::run_on_pool(std::function<void()> job) {
+  ++requests_in_app_;
+  open_gate_while_a_thread_is_free();
+  pool_.submit([this, job = std::move(job)] {
+    job();
+    net::post(reactor_, [this] { on_pool_job_done(); });
+  });
+}
+
+void Worker::on_pool_job_done() {
+  --requests_in_app_;
+  open_gate_while_a_thread_is_free();
+}
+// Connections and the pool:2 ends here
+
+// [[file:../notes/worker.org::*Stopping gracefully][Stopping gracefully:1]]
+void Worker::wait_for_signals() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (!ec) begin_shutdown();
+  });
+}
+
+void Worker::begin_shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  gate_.stop();
+  heartbeat_timer_.cancel();
+  std::vector<std::weak_ptr<HttpSession>> sessions;
+  for (const auto& [key, session] : sessions_) sessions.push_back(session);
+  for (const auto& weak : sessions)
+    if (auto session = weak.lock()) session->shut_down();
+  shutdown_timer_.expires_after(settings_.shutdown_timeout);
+  shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: every session finished in time
+    std::cerr << "caracal: worker " << settings_.index << ": shutdown timeout, "
+              << sessions_.size() << " connections dropped\n";
+    reactor_.stop();
+  });
+  stop_when_sessions_are_done();
+}
+// Stopping gracefully:1 ends here
+
+// [[file:../notes/worker.org::*Stopping gracefully][Stopping gracefully:3]]
+void Worker::stop_when_sessions_are_done() {
+  if (!stopping_ || !sessions_.empty()) return;
+  shutdown_timer_.cancel();
+  signals_.cancel();
+  reactor_.stop();
+}
+// Stopping gracefully:3 ends here
+
+// [[file:../notes/worker.org::*Heartbeats and counters][Heartbeats and counters:1]]
+void Worker::schedule_heartbeat() {
+  if (settings_.heartbeat_fd < 0) return;
+  heartbeat_timer_.expires_after(settings_.heartbeat_interval);
+  heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    write_heartbeat("p " + std::to_string(settings_.index) + " " +
+                    std::to_string(::getpid()) + " " + stats_json() + "\n");
+    schedule_heartbeat();
+  });
+}
+
+void Worker::write_heartbeat(const std::string& line) const {
+  if (settings_.heartbeat_fd < 0) return;
+  // One write per line keeps lines whole on a pipe shared by workers; a master
+  // that is gone is not our problem to report (SIGPIPE is ignored).
+  [[maybe_unused]] auto written = ::write(settings_.heartbeat_fd, line.data(), line.size());
+}
+// Heartbeats and counters:1 ends here
+
+// [[file:../notes/worker.org::*Heartbeats and counters][Heartbeats and counters:2]]
+std::string Worker::stats_json() const {
+  const auto pool = pool_.stats();
+  const auto gate = gate_.stats();
+  auto field = [](const char* name, auto value) {
+    return std::string("\"") + name + "\":" + std::to_string(value);
+  };
+  return "{" + field("pid", ::getpid()) + "," + field("index", settings_.index) + "," +
+         field("requests", requests_.load()) + "," + field("accepts", gate.accepts) + "," +
+         field("empty_wakeups", gate.empty_wakeups) + "," + field("busy_threads", pool.busy) +
+         "," + field("pool_capacity", pool.capacity) + "," + field("running", pool.running) +
+         "," + field("backlog", pool.backlog) + "}";
+}
+
+}  // namespace detail
+
+int run_worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app) {
+  detail::Worker worker(settings, listen_fds, std::move(app));
+  return worker.run();
+}
+
+}  // namespace caracal
+// Heartbeats and counters:2 ends here

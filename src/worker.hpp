@@ -1,0 +1,36 @@
+// src/worker.hpp: tangled from notes/worker.org; edit the note, not this file.
+
+// [[file:../notes/worker.org::*Heartbeats][Heartbeats:2]]
+#pragma once
+// No Beast and no Asio here: main and the cluster include this header.
+#include <chrono>
+#include <span>
+#include <string>
+
+#include "app.hpp"
+
+namespace caracal {
+
+struct WorkerSettings {
+  int index = 0;                                   // which worker (0-based); 0 in single mode
+  int min_threads = 0, max_threads = 5;
+  std::chrono::milliseconds first_data_timeout{30000};
+  std::chrono::milliseconds persistent_timeout{65000};
+  std::chrono::milliseconds write_timeout{30000};
+  std::chrono::milliseconds shutdown_timeout{30000}; // how long in-flight requests get on SIGTERM
+  std::chrono::milliseconds heartbeat_interval{5000}; // Puma's worker_check_interval
+  // How long a pool thread may sleep unused before it is reaped (down to min_threads).
+  std::chrono::milliseconds thread_reap_interval{5000};
+  int max_keep_alive = 999;
+  std::string environment = "development";
+  int heartbeat_fd = -1;                           // write end of the pipe to the master; -1 = none
+};
+
+// Serves the inherited listening sockets (already bound and listening, owned by the caller)
+// until SIGTERM or SIGINT: then it stops accepting, lets in-flight requests finish (up to
+// shutdown_timeout), and returns the process exit status (0 on a clean stop).
+// It installs its own SIGTERM/SIGINT handling (the caller resets dispositions after fork).
+int run_worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app);
+
+}  // namespace caracal
+// Heartbeats:2 ends here
