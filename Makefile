@@ -1,9 +1,11 @@
 # caracal's Makefile.  notes/literate-programming.org explains it; in short:
 #
 #   make              tangle the notes, then build build/caracal and the tests
-#   make run          serve on http://127.0.0.1:9292 (2 workers, 1-4 threads)
+#   make run          serve the docs site on http://127.0.0.1:9292 (2 workers, 1-4 threads)
 #   make test         every suite, ending with one line "N passed, N failed"
 #   make tangle       notes/ -> src/ tests/ diagrams/ (only changed files are rewritten)
+#   make diagrams     diagrams/*.mmd -> diagrams/*.svg (stale ones, one browser)
+#   make site         the docs site, build/site/ (tangle/site.mk)
 #   make check-tangle fail if src/ tests/ diagrams/ differ from a fresh tangle
 #   make deps         install missing Debian packages (as root), else print the apt-get line
 #   make clean        remove build/
@@ -28,7 +30,7 @@ NOTES    := $(wildcard notes/*.org)
 TANGLER  := tangle/tangle tangle/tangle.lua
 
 # Debian 12 packages: to build and test, and (bench) to compare with peers.
-DEPS       := g++ make pandoc emacs-nox libboost1.81-dev catch2 libssl-dev
+DEPS       := g++ make pandoc emacs-nox libboost1.81-dev catch2 libssl-dev chromium
 BENCH_DEPS := wrk nginx-light puma
 
 quiet = @printf '  %-8s %s\n'
@@ -39,7 +41,7 @@ quiet = @printf '  %-8s %s\n'
 # --- Step 1: tangle --------------------------------------------------------
 # Goals that must not tangle first: check-tangle compares the committed tree
 # with a fresh tangle, so tangling before it would hide the drift it looks for.
-NO_TANGLE_GOALS := clean check-tangle deps bench-deps help
+NO_TANGLE_GOALS := clean check-tangle deps bench-deps help site-deps
 ifeq ($(filter $(NO_TANGLE_GOALS),$(MAKECMDGOALS)),)
 -include $(BUILD)/tangled.mk
 endif
@@ -51,6 +53,8 @@ $(BUILD)/tangled.mk: $(NOTES) $(TANGLER)
 	@echo '# make re-reads the file lists once the notes are tangled' > $@
 
 tangle: $(BUILD)/tangled.mk
+
+include tangle/site.mk
 
 check-tangle:
 	@tangle/tangle --check
@@ -100,8 +104,8 @@ $(BUILD)/caracal_tests: $(TEST_OBJECTS) $(BUILD)/libcaracal.a
 -include $(wildcard $(BUILD)/obj/*/*.d)
 
 # --- Running ---------------------------------------------------------------
-run: all
-	$(BUILD)/caracal -w 2 -t 1:4 -b tcp://127.0.0.1:9292 $(if $(wildcard $(BUILD)/site/index.html),--root $(BUILD)/site)
+run: deps all site
+	$(BUILD)/caracal -w 2 -t 1:4 -b tcp://127.0.0.1:9292 --root $(SITE_DIR)
 
 # --- Testing ---------------------------------------------------------------
 # Each suite writes its log under build/test/; its "N passed, N failed" line
@@ -124,12 +128,13 @@ endef
 catch2_counts = awk '/^All tests passed/ { match($$0, /in [0-9]+ test case/); n = substr($$0, RSTART + 3, RLENGTH - 13); print n " passed, 0 failed" } \
   /^test cases:/ { gsub(/[|]/, " "); p = 0; f = 0; for (i = 1; i <= NF; i++) { if ($$i == "passed") p = $$(i-1); if ($$i == "failed") f = $$(i-1) } print p " passed, " f " failed" }'
 
-test: deps all
+test: deps all site
 	@rm -rf $(TEST_LOGS)
 	$(call run_suite,tangle-fixtures,tangle/tests/run-fixtures --emacs)
 	$(call run_suite,emacs-identity,tangle/tests/emacs-identity)
 	$(call run_suite,check-tangle,tangle/tangle --check)
 	$(call run_suite,unit-and-integration,CARACAL_BIN=$(abspath $(BUILD)/caracal) $(BUILD)/caracal_tests > $(TEST_LOGS)/catch2.out 2>&1; s=$$?; cat $(TEST_LOGS)/catch2.out; $(catch2_counts) $(TEST_LOGS)/catch2.out; exit $$s)
+	$(call run_suite,site-browser,CARACAL_BIN=$(abspath $(BUILD)/caracal) $(SITE_TESTS))
 	@cat $(TEST_LOGS)/*.count | awk '{ p += $$1; f += $$3 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }'
 
 # --- Dependencies ----------------------------------------------------------
@@ -145,8 +150,13 @@ define install_missing
 	fi
 endef
 
+# Node.js and npm come with the machine image (its own nodejs build); Debian's
+# are installed only where no node is found at all.
 deps:
 	$(call install_missing,$(DEPS))
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q nodejs npm >/dev/null; \
+	  else echo "missing node/npm; run: sudo apt-get install -y nodejs npm"; exit 1; fi; }
 
 bench-deps:
 	$(call install_missing,$(BENCH_DEPS))
@@ -155,4 +165,4 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,12p' Makefile
