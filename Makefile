@@ -6,6 +6,7 @@
 #   make tangle       notes/ -> src/ tests/ diagrams/ (only changed files are rewritten)
 #   make diagrams     diagrams/*.mmd -> diagrams/*.svg (stale ones, one browser)
 #   make site         the docs site, build/site/ (tangle/site.mk)
+#   make bench        caracal beside nginx and Puma, one table (notes/benchmarks.org)
 #   make check-tangle fail if src/ tests/ diagrams/ differ from a fresh tangle
 #   make deps         install missing Debian packages (as root), else print the apt-get line
 #   make clean        remove build/
@@ -31,7 +32,7 @@ TANGLER  := tangle/tangle tangle/tangle.lua
 
 # Debian 12 packages: to build and test, and (bench) to compare with peers.
 DEPS       := g++ make pandoc emacs-nox libboost1.81-dev catch2 libssl-dev chromium
-BENCH_DEPS := wrk nginx-light puma
+BENCH_DEPS := wrk nginx-light puma ruby-rack python3
 
 quiet = @printf '  %-8s %s\n'
 
@@ -55,6 +56,7 @@ $(BUILD)/tangled.mk: $(NOTES) $(TANGLER)
 tangle: $(BUILD)/tangled.mk
 
 include tangle/site.mk
+-include tests/bench/bench.mk
 
 check-tangle:
 	@tangle/tangle --check
@@ -165,4 +167,4 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '3,12p' Makefile
+	@sed -n '3,13p' Makefile
