@@ -89,6 +89,9 @@ void restore_default_signal_dispositions() {
   for (int signal : master_signals) ::signal(signal, SIG_DFL);
 }
 
+// A hangup is the master's to act on (see the table); it stops workers by SIGTERM.
+void leave_hangups_to_the_master() { ::signal(SIGHUP, SIG_IGN); }
+
 }  // namespace
 
 Cluster::Cluster(ClusterSettings settings, WorkerEntry entry)
@@ -193,7 +196,7 @@ void Cluster::act_on_signals(Clock::time_point now) {
 // [[file:../notes/cluster.org::*Acting on signals][Acting on signals:2]]
 void Cluster::begin_stop(int signal, Clock::time_point now) {
   if (!is_supervising()) return;
-  log("- Gracefully shutting down workers...");
+  log("- stop requested: asking every worker to finish (SIGTERM)");
   state_ = MasterState::stopping;
   stop_signal_ = signal;
   if (settings_.stop_accepting) settings_.stop_accepting();
@@ -209,13 +212,13 @@ void Cluster::begin_stop(int signal, Clock::time_point now) {
 void Cluster::add_worker() {
   if (!is_supervising()) return;
   ++target_workers_;
-  log("- Increasing workers to " + std::to_string(target_workers_));
+  log("- worker count raised to " + std::to_string(target_workers_) + " (SIGTTIN)");
 }
 
 void Cluster::remove_worker(Clock::time_point now) {
   if (!is_supervising() || target_workers_ < 2) return;
   --target_workers_;
-  log("- Decreasing workers to " + std::to_string(target_workers_));
+  log("- worker count lowered to " + std::to_string(target_workers_) + " (SIGTTOU)");
   for (auto& slot : slots_) {
     if (slot.index < target_workers_ || !slot.is_running() || slot.is_stopping()) continue;
     ::kill(slot.pid, SIGTERM);
@@ -241,7 +244,7 @@ void Cluster::reap_workers(Clock::time_point now) {
   for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
     auto slot = std::find_if(slots_.begin(), slots_.end(), [&](const WorkerHandle& s) { return s.pid == pid; });
     if (slot == slots_.end()) continue;  // not ours (the app may fork)
-    log("- Worker " + std::to_string(slot->index) + " (PID: " + std::to_string(pid) + ") " + describe_exit(status));
+    log("- worker " + std::to_string(slot->index) + " (pid " + std::to_string(pid) + ") " + describe_exit(status));
     slot->pid = -1;
     slot->heartbeat.reset();
     slot->partial_line.clear();
@@ -274,8 +277,8 @@ void Cluster::read_check_ins_of(WorkerHandle& slot, Clock::time_point now) {
     if (line.starts_with("b ") && !slot.booted) {
       slot.booted = true;
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - slot.started_at).count();
-      log("- Worker " + std::to_string(slot.index) + " (PID: " + std::to_string(slot.pid) + ") booted in " +
-          std::to_string(ms) + " ms, phase: " + std::to_string(slot.phase));
+      log("- worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) + ") ready after " +
+          std::to_string(ms) + " ms (phase " + std::to_string(slot.phase) + ")");
     } else if (line.starts_with("p ")) {
       auto brace = line.find('{');
       slot.last_stats = brace == std::string::npos ? "" : line.substr(brace);
@@ -288,7 +291,7 @@ void Cluster::note_when_all_workers_booted() {
   if (static_cast<int>(slots_.size()) < target_workers_) return;
   if (!std::all_of(slots_.begin(), slots_.end(), [](const WorkerHandle& s) { return s.booted; })) return;
   state_ = MasterState::running;
-  log("- All " + std::to_string(target_workers_) + " workers booted");
+  log("- all " + std::to_string(target_workers_) + " workers ready");
 }
 // Check-ins:2 ends here
 
@@ -299,8 +302,8 @@ void Cluster::kill_unresponsive_workers(Clock::time_point now) {
     bool missed_boot = slot.has_missed_its_boot(now, settings_.worker_boot_timeout);
     bool silent = slot.has_stopped_checking_in(now, settings_.worker_timeout);
     if (!missed_boot && !silent) continue;
-    log("! Terminating timed out worker " + std::to_string(slot.index) + " (PID: " + std::to_string(slot.pid) +
-        (missed_boot ? "): did not boot in time" : "): stopped checking in"));
+    log("! worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) +
+        (missed_boot ? ") did not boot in time; sending SIGKILL" : ") stopped checking in; sending SIGKILL"));
     ::kill(slot.pid, SIGKILL);
     slot.kill_sent = true;
   }
@@ -310,8 +313,8 @@ void Cluster::kill_unresponsive_workers(Clock::time_point now) {
 void Cluster::kill_workers_that_overrun_their_shutdown(Clock::time_point now) {
   for (auto& slot : slots_) {
     if (slot.kill_sent || !slot.has_overrun_its_shutdown(now, settings_.worker_shutdown_timeout)) continue;
-    log("! Worker " + std::to_string(slot.index) + " (PID: " + std::to_string(slot.pid) +
-        ") did not stop within worker_shutdown_timeout; killing it");
+    log("! worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) +
+        ") outlived worker_shutdown_timeout; sending SIGKILL");
     ::kill(slot.pid, SIGKILL);
     slot.kill_sent = true;
   }
@@ -339,7 +342,10 @@ void Cluster::spawn_worker(WorkerHandle& slot, Clock::time_point now) {
   ::sigprocmask(SIG_BLOCK, &all, &previous);
   pid_t master = ::getpid();
   pid_t pid = ::fork();
-  if (pid == 0) become_worker(slot, fds[1], master);
+  if (pid == 0) {
+    ::close(fds[0]);  // the master's end; see become_worker
+    become_worker(slot, fds[1], master);
+  }
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   ::close(fds[1]);
   if (pid < 0) {
@@ -357,6 +363,7 @@ void Cluster::spawn_worker(WorkerHandle& slot, Clock::time_point now) {
 // [[file:../notes/cluster.org::*Spawning][Spawning:3]]
 void Cluster::become_worker(WorkerHandle& slot, int heartbeat_fd, pid_t master) {
   restore_default_signal_dispositions();
+  leave_hangups_to_the_master();
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -372,6 +379,8 @@ void Cluster::become_worker(WorkerHandle& slot, int heartbeat_fd, pid_t master) 
     status = entry_(slot.index, heartbeat_fd);
   } catch (const std::exception& error) {
     std::cerr << "caracal: worker " << slot.index << ": " << error.what() << std::endl;
+  } catch (...) {
+    std::cerr << "caracal: worker " << slot.index << ": unknown exception" << std::endl;
   }
   std::fflush(nullptr);
   ::_exit(status);

@@ -22,7 +22,7 @@ enum class MasterState { booting, running, stopping, stopped };
 std::string_view to_string(MasterState state);
 // The master's states:5 ends here
 
-// [[file:../notes/cluster.org::*The worker slot][The worker slot:1]]
+// [[file:../notes/cluster.org::*The worker slot][The worker slot:2]]
 // A worker that dies sooner than this after its start is respawned only once it is over.
 inline constexpr std::chrono::milliseconds minimum_worker_lifetime{1000};
 
@@ -53,7 +53,7 @@ struct WorkerHandle {
     return is_running() && term_sent_at && now - *term_sent_at > grace;
   }
 };
-// The worker slot:1 ends here
+// The worker slot:2 ends here
 
 // [[file:../notes/cluster.org::*The cluster's interface][The cluster's interface:1]]
 // Runs in the forked child: serve until SIGTERM/SIGINT, return the exit status.

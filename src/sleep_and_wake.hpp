@@ -11,13 +11,18 @@
 #include <thread>
 #include <vector>
 
+#include "unique_fd.hpp"
+
+struct epoll_event;  // <sys/epoll.h>; only sleep_and_wake.cpp needs its members
+
 namespace caracal {
 
 // Counters of one worker's gate; readable from any thread.
 struct AcceptGateStats {
   std::uint64_t accepts = 0;        // connections taken
   std::uint64_t empty_wakeups = 0;  // woken, but the connection was already gone
-  std::uint64_t accept_errors = 0;  // accept4 failures other than EAGAIN
+  // accept4 failures other than EAGAIN, and failed listener registrations
+  std::uint64_t accept_errors = 0;
   bool open = false;                // listeners currently registered
 };
 
@@ -46,17 +51,21 @@ class AcceptGate {
  private:
   void register_listeners_if_wanted();  // mutex held
   void deregister_listeners();          // mutex held
+  void wake_the_sleeper();
   void sleep_until_connections_arrive();
+  void act_on_one_event(const ::epoll_event& event);
   int wait_timeout_ms();
   void end_backoff();
   void accept_one_connection(int listen_fd);
+  void deliver_or_close(int fd);
   void begin_backoff();
 
   std::vector<int> listen_fds_;
   Deliver deliver_;
   const std::chrono::milliseconds exhaustion_backoff_;
-  int epoll_fd_ = -1;
-  int stop_fd_ = -1;  // an eventfd that wakes the sleeper for stop()
+  UniqueFd epoll_fd_;
+  // An eventfd that wakes the sleeper: for stop(), and to start a back-off's timeout.
+  UniqueFd wake_fd_;
   std::mutex mutex_;
   bool wanted_open_ = false, backing_off_ = false, registered_ = false;
   std::atomic<bool> stopping_{false}, open_{false};

@@ -8,9 +8,10 @@
 
 namespace caracal {
 
-ThreadPool::ThreadPool(ThreadPoolSettings settings) : settings_(settings) {
+ThreadPool::ThreadPool(ThreadPoolSettings settings) : settings_(detail::normalized(settings)) {
   std::lock_guard lock(mutex_);
-  for (int i = 0; i < settings_.min_threads; ++i) spawn_thread();
+  for (int i = 0; i < settings_.min_threads; ++i)
+    if (!spawn_thread()) break;  // refused now; submit() tries again when work comes
 }
 
 ThreadPool::~ThreadPool() { stop(); }
@@ -21,7 +22,8 @@ bool ThreadPool::submit(Job job) {
   jobs_.push_back(std::move(job));
   join_reaped_threads();
   const bool too_few_sleepers = idle_ < static_cast<int>(jobs_.size());
-  const bool below_max = running_ < std::max(settings_.max_threads, 1);
+  const bool below_max = running_ < settings_.max_threads;
+  // A refusal is counted by spawn_thread; the job waits for a thread that exists.
   if (too_few_sleepers && below_max) spawn_thread();
   wake_.notify_one();
   return true;
@@ -48,21 +50,41 @@ ThreadPoolStats ThreadPool::stats() const {
   stats.busy = busy_;
   stats.idle = idle_;
   stats.backlog = static_cast<int>(jobs_.size());
-  stats.capacity = std::max(settings_.max_threads, 1) - busy_;
+  stats.capacity = detail::spare_capacity(settings_.max_threads, busy_, stats.backlog);
+  stats.unjoined = static_cast<int>(reaped_.size());
   stats.spawned_total = spawned_total_;
   stats.reaped_total = reaped_total_;
+  stats.spawn_failures = spawn_failures_;
+  stats.job_exceptions = job_exceptions_;
   stats.empty_wakeups = empty_wakeups_;
   return stats;
+}
+
+ThreadPoolSettings detail::normalized(ThreadPoolSettings settings) {
+  settings.max_threads = std::max(settings.max_threads, 1);
+  settings.min_threads = std::clamp(settings.min_threads, 0, settings.max_threads);
+  return settings;
+}
+
+int detail::spare_capacity(int max_threads, int busy, int backlog) {
+  return std::max(max_threads - busy - backlog, 0);
 }
 // Starting, submitting, stopping:4 ends here
 
 // [[file:../notes/thread-pool.org::*A thread's life][A thread's life:1]]
-void ThreadPool::spawn_thread() {
-  threads_.emplace_back();
-  auto self = std::prev(threads_.end());
-  *self = std::thread([this, self] { work(self); });
+bool ThreadPool::spawn_thread() {
+  try {
+    ThreadList born(1);  // the node first; it joins threads_ once its thread runs
+    const auto self = born.begin();
+    *self = std::thread([this, self] { work(self); });
+    threads_.splice(threads_.end(), born);  // cannot throw; `self` stays valid
+  } catch (const std::exception&) {  // EAGAIN from pthread_create, or no memory
+    ++spawn_failures_;
+    return false;
+  }
   ++running_;
   ++spawned_total_;
+  return true;
 }
 
 void ThreadPool::join_reaped_threads() {
@@ -76,6 +98,7 @@ void ThreadPool::join_reaped_threads() {
 void ThreadPool::work(ThreadList::iterator self) {
   std::unique_lock lock(mutex_);
   for (;;) {
+    join_reaped_threads();  // a burst's leavers return their stacks at our next wake
     if (!jobs_.empty()) {
       run_one_job(lock);
       continue;
@@ -106,14 +129,16 @@ void ThreadPool::run_one_job(std::unique_lock<std::mutex>& lock) {
   jobs_.pop_front();
   ++busy_;
   lock.unlock();
+  bool threw = false;
   try {
     job();
   } catch (...) {
-    // A job must not throw; if one does, keep the thread rather than lose it.
+    threw = true;  // a job must not throw; keep the thread rather than lose it
   }
   job = nullptr;  // destroy captures outside the mutex
   lock.lock();
   --busy_;
+  if (threw) ++job_exceptions_;
 }
 
 }  // namespace caracal

@@ -29,12 +29,24 @@ struct ThreadPoolStats {
   int busy = 0;       // threads inside a job
   int idle = 0;       // threads asleep on the condition variable
   int backlog = 0;    // jobs queued, waiting for a thread
-  int capacity = 0;   // max_threads - busy: jobs it could start right now
+  // max_threads - busy - backlog, never below 0: jobs it could start right now
+  // without making one wait (queued jobs already own the next free threads).
+  int capacity = 0;
+  int unjoined = 0;   // threads that left but whose stacks are not yet returned
   std::uint64_t spawned_total = 0;
   std::uint64_t reaped_total = 0;
-  // Times a thread woke up and found nothing to do; stays 0 with notify_one.
+  std::uint64_t spawn_failures = 0;  // threads the system refused (EAGAIN)
+  std::uint64_t job_exceptions = 0;  // jobs that threw (a bug in the caller)
+  // Times a thread woke up and found nothing to do: rare, not impossible (see below).
   std::uint64_t empty_wakeups = 0;
 };
+
+namespace detail {
+// The pool's bounds put in order: 1 <= max_threads, 0 <= min_threads <= max_threads.
+ThreadPoolSettings normalized(ThreadPoolSettings settings);
+// What `capacity` reports: the threads left once busy ones and queued jobs are counted.
+int spare_capacity(int max_threads, int busy, int backlog);
+}  // namespace detail
 // Sizing: between MIN and MAX:2 ends here
 
 // [[file:../notes/thread-pool.org::*The pool's interface][The pool's interface:1]]
@@ -57,7 +69,7 @@ class ThreadPool {
 
  private:
   using ThreadList = std::list<std::thread>;
-  void spawn_thread();                                 // mutex held
+  bool spawn_thread();                                 // mutex held; false if refused
   void join_reaped_threads();                          // mutex held
   void work(ThreadList::iterator self);
   void run_one_job(std::unique_lock<std::mutex>& lock);
@@ -71,7 +83,8 @@ class ThreadPool {
   std::vector<ThreadList::iterator> reaped_;  // exited, not yet joined
   int running_ = 0, idle_ = 0, busy_ = 0;
   bool stopping_ = false;
-  std::uint64_t spawned_total_ = 0, reaped_total_ = 0, empty_wakeups_ = 0;
+  std::uint64_t spawned_total_ = 0, reaped_total_ = 0, spawn_failures_ = 0;
+  std::uint64_t job_exceptions_ = 0, empty_wakeups_ = 0;
 };
 
 }  // namespace caracal

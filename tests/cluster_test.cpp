@@ -1,6 +1,6 @@
 // tests/cluster_test.cpp: tangled from notes/cluster.org; edit the note, not this file.
 
-// [[file:../notes/cluster.org::*The worker slot][The worker slot:2]]
+// [[file:../notes/cluster.org::*The worker slot][The worker slot:3]]
 #include "cluster.hpp"
 
 #include <catch2/catch.hpp>
@@ -63,7 +63,7 @@ TEST_CASE("a slot overruns its shutdown only after the grace since SIGTERM") {
   CHECK_FALSE(slot.has_overrun_its_shutdown(t0 + 29s, 30s));
   CHECK(slot.has_overrun_its_shutdown(t0 + 31s, 30s));
 }
-// The worker slot:2 ends here
+// The worker slot:3 ends here
 
 // [[file:../notes/cluster.org::*Process titles][Process titles:4]]
 // The title must never overrun the argv area, which other data may follow.
@@ -82,7 +82,7 @@ TEST_CASE("a process title is truncated to the area and padded with NULs") {
 namespace {
 
 // How a stub worker behaves, to provoke each of the master's policies.
-enum class Stub { healthy, never_boots, goes_silent, ignores_sigterm };
+enum class Stub { healthy, never_boots, goes_silent, ignores_sigterm, throws_an_int };
 
 volatile sig_atomic_t stub_stop = 0;
 extern "C" void stub_on_term(int) { stub_stop = 1; }
@@ -92,6 +92,7 @@ int run_stub(Stub kind, int index, int heartbeat_fd, int report_fd) {
   else ::signal(SIGTERM, stub_on_term);
   auto line = std::to_string(index) + " " + std::to_string(::getpid()) + "\n";
   [[maybe_unused]] auto r = ::write(report_fd, line.data(), line.size());
+  if (kind == Stub::throws_an_int) throw 42;  // not a std::exception
   auto id = std::to_string(index) + " " + std::to_string(::getpid());
   std::string booted = "b " + id + "\n", ping = "p " + id + " {}\n";
   if (kind != Stub::never_boots) r = ::write(heartbeat_fd, booted.data(), booted.size());
@@ -103,8 +104,11 @@ int run_stub(Stub kind, int index, int heartbeat_fd, int report_fd) {
 }
 
 // A cluster running in its own process, with the report pipe of its stub workers.
+// The master leads a process group of its own, so that the destructor can kill
+// whatever it leaves behind, stub workers included.
 struct StubCluster {
   pid_t master = -1;
+  pid_t group = -1;
   int report = -1;
   std::string buffered;
 
@@ -115,6 +119,7 @@ struct StubCluster {
     master = ::fork();
     REQUIRE(master >= 0);
     if (master == 0) {
+      ::setpgid(0, 0);
       // Like a fresh caracal process: default dispositions, not the test runner's handlers.
       for (int signal : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2}) ::signal(signal, SIG_DFL);
       ::close(fds[0]);
@@ -128,15 +133,15 @@ struct StubCluster {
       if (exit.reraise_signal != 0) ::raise(exit.reraise_signal);
       ::_exit(exit.status);
     }
+    ::setpgid(master, master);  // as in the child: whichever runs first makes the group
+    group = master;
     ::close(fds[1]);
     report = fds[0];
   }
 
   ~StubCluster() {
-    if (master > 0) {
-      ::kill(master, SIGKILL);
-      ::waitpid(master, nullptr, 0);
-    }
+    ::kill(-group, SIGKILL);  // the master and any stub it left, in one call
+    if (master > 0) ::waitpid(master, nullptr, 0);
     ::close(report);
   }
 
@@ -174,6 +179,14 @@ struct StubCluster {
     return -1;
   }
 };
+
+// Whether `pid` ignores `signal`, from the SigIgn mask in /proc/PID/status.
+bool ignores_signal(pid_t pid, int signal) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with("SigIgn:")) return (std::stoull(line.substr(7), nullptr, 16) >> (signal - 1)) & 1;
+  return false;
+}
 
 // Once the master is gone, its children have been reaped: the pid no longer exists.
 bool process_is_gone(pid_t pid, std::chrono::seconds deadline = 10s) {
@@ -287,6 +300,26 @@ TEST_CASE("SIGUSR1 and SIGUSR2 leave the cluster running", "[cluster]") {
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+// A terminal hangup reaches the workers too; only the master may decide what it means.
+TEST_CASE("a worker ignores SIGHUP, leaving the decision to the master", "[cluster]") {
+  StubCluster cluster(1, Stub::healthy);
+  auto worker = cluster.next_report();
+  REQUIRE(worker);
+  CHECK(ignores_signal(worker->second, SIGHUP));
+  CHECK_FALSE(ignores_signal(worker->second, SIGTERM));
+}
+
+// An exception of any type must end the child, never resume the master's loop in it.
+TEST_CASE("a worker whose entry throws a non-standard exception exits and is replaced", "[cluster]") {
+  StubCluster cluster(1, Stub::throws_an_int);
+  auto first = cluster.next_report();
+  REQUIRE(first);
+  auto replacement = cluster.next_report();
+  REQUIRE(replacement);
+  CHECK(replacement->second != first->second);
+  CHECK(process_is_gone(first->second));
+}
+
 // TTIN/TTOU resize a running cluster without a restart.
 TEST_CASE("SIGTTIN adds a worker with the next index and SIGTTOU removes it", "[cluster]") {
   StubCluster cluster(2, Stub::healthy);
@@ -358,6 +391,7 @@ std::optional<std::string> http_get(int port, const std::string& target) {
 // A caracal process started for one test, stopped by the destructor whatever happens.
 struct Server {
   pid_t pid = -1;
+  pid_t group = -1;  // the master's process group: it and every worker it forked
   int port = 0;
   std::string log_path;
 
@@ -367,6 +401,7 @@ struct Server {
   }
   ~Server() {
     stop(SIGTERM);
+    if (group > 0) ::kill(-group, SIGKILL);  // workers a dead master left behind
     ::unlink(log_path.c_str());
   }
 
@@ -379,8 +414,12 @@ struct Server {
     full.insert(full.end(), args.begin(), args.end());
     pid_t child = ::fork();
     REQUIRE(child >= 0);
-    if (child == 0) exec_with_log(full);
-    if (wait_until_serving(child)) pid = child;
+    if (child == 0) {
+      ::setpgid(0, 0);
+      exec_with_log(full);
+    }
+    ::setpgid(child, child);  // as in the child: whichever runs first makes the group
+    if (wait_until_serving(child)) pid = group = child;
     else ::unlink(log_path.c_str());
   }
 
@@ -403,7 +442,7 @@ struct Server {
       if (http_get(port, "/hello")) return true;
       std::this_thread::sleep_for(50ms);
     }
-    ::kill(child, SIGKILL);
+    ::kill(-child, SIGKILL);
     ::waitpid(child, nullptr, 0);
     return false;
   }
@@ -416,7 +455,7 @@ struct Server {
     auto until = Clock::now() + 40s;
     while (::waitpid(pid, &status, WNOHANG) != pid) {
       if (Clock::now() > until) {
-        ::kill(pid, SIGKILL);
+        ::kill(-pid, SIGKILL);
         ::waitpid(pid, &status, 0);
         break;
       }
@@ -451,6 +490,19 @@ std::set<std::string> distinct_pids(int port, std::size_t wanted, std::chrono::s
   auto until = Clock::now() + deadline;
   while (pids.size() < wanted && Clock::now() < until) pids.merge(pids_of_one_round(port));
   return pids;
+}
+
+// Polls the worker's /stats until it reports `busy` busy threads; false after a
+// generous deadline. The /stats request runs on a pool thread itself, so it counts.
+bool busy_threads_reach(int port, int busy) {
+  const std::string wanted = "\"busy_threads\":" + std::to_string(busy) + ",";
+  auto until = Clock::now() + 20s;
+  while (Clock::now() < until) {
+    auto stats = http_get(port, "/stats");
+    if (stats && stats->find(wanted) != std::string::npos) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
 }
 
 pid_t parent_of(const std::string& pid) {
@@ -513,17 +565,20 @@ TEST_CASE("after kill -9 of a worker a new one serves and the other's connection
 
 // A graceful stop lets the request in flight finish, then the port is closed.
 TEST_CASE("SIGTERM lets an in-flight request finish, then refuses connections and exits like Puma", "[integration]") {
-  Server server({"-w", "2"});
-  // A connection a worker has already accepted and answered, so the slow request cannot
+  // One worker, so that /stats is answered by the worker that runs the slow request.
+  Server server({"-w", "1"});
+  // A connection the worker has already accepted and answered, so the slow request cannot
   // be left behind in the accept queue when the stop begins.
   auto connection = connect_to(server.port);
   REQUIRE(connection);
   REQUIRE(request_on(connection.get(), "/hello"));
   std::optional<std::string> slow;
   std::thread client([&] { slow = request_on(connection.get(), "/sleep?ms=2000", true); });
-  std::this_thread::sleep_for(500ms);  // let the worker read the request; not a timing assertion
+  // In flight: the slow request and the /stats request asking are both on pool threads.
+  const bool in_flight = busy_threads_reach(server.port, 2);
   int status = server.stop(SIGTERM);
   client.join();
+  CHECK(in_flight);
   CHECK(slow == std::optional<std::string>("slept 2000 ms\n"));
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGTERM);

@@ -89,6 +89,14 @@ TEST_CASE("PUMA_*_THREADS win over RAILS_*_THREADS") {
   CHECK(model->max_threads == 8);
 }
 
+// Rails' generated puma.rb copies the maximum into the minimum; caracal reads no such file.
+TEST_CASE("RAILS_MAX_THREADS alone sets the maximum and leaves the minimum at its default") {
+  auto model = caracal::concurrency_from_environment({}, fake_environment({{"RAILS_MAX_THREADS", "3"}}));
+  REQUIRE(model.ok());
+  CHECK(model->max_threads == 3);
+  CHECK(model->min_threads == ConcurrencyModel::default_min_threads);
+}
+
 // A typo in the environment must stop the server, naming the variable.
 TEST_CASE("an unparsable environment variable is an error naming it") {
   auto model = caracal::concurrency_from_environment({}, fake_environment({{"RAILS_MAX_THREADS", "fifty"}}));

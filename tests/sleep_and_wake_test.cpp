@@ -67,7 +67,7 @@ AcceptGate::Deliver count_into(std::atomic<int>& delivered) {
 
 // [[file:../notes/sleep-and-wake.org::*Tests][Tests:3]]
 // Several open gates on one socket must behave like one wake-one queue, not a herd.
-TEST_CASE("one connection wakes exactly one of several open gates") {
+TEST_CASE("each connection is accepted once by several open gates, with empty wakeups far below a herd's") {
   Listener listener;
   std::atomic<int> delivered{0};
   std::vector<std::unique_ptr<AcceptGate>> gates;
@@ -111,7 +111,7 @@ TEST_CASE("a closed gate is not woken, and opening it finds the queued connectio
   ::close(client);
 }
 
-// One readiness, one accept: a second queued connection is left for a second wakeup.
+// One event per wakeup must still reach every socket, not only the first one listed.
 TEST_CASE("a gate watching two sockets accepts from both") {
   Listener first, second;
   std::atomic<int> delivered{0};
@@ -145,6 +145,46 @@ TEST_CASE("running out of descriptors closes the gate until a retry succeeds") {
   CHECK(failed);
   CHECK(eventually([&] { return delivered.load() == 1; }));
   CHECK(gate.stats().open);
+  ::close(client);
+}
+
+// The back-off must really take the worker out of the race, and not retry in a loop.
+TEST_CASE("after running out of descriptors the gate is closed and tries no accept until the back-off ends") {
+  Listener listener;
+  std::atomic<int> delivered{0};
+  const int fds[] = {listener.fd};
+  AcceptGate gate(fds, count_into(delivered), 3600s);  // a back-off the test never sees end
+  const int client = listener.connect_client();
+  rlimit saved{};
+  ::getrlimit(RLIMIT_NOFILE, &saved);
+  const int lowest_free = ::dup(0);
+  ::close(lowest_free);
+  rlimit tight = saved;
+  tight.rlim_cur = lowest_free;  // the next descriptor would exceed the limit
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  gate.open();
+  const bool failed = eventually([&] { return gate.stats().accept_errors > 0; });
+  std::this_thread::sleep_for(kSettleTime);  // time a spinning gate would use to fail again
+  const auto stats = gate.stats();
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  CHECK(failed);
+  CHECK_FALSE(stats.open);
+  CHECK(stats.accept_errors == 1);
+  CHECK(delivered.load() == 0);
+  ::close(client);
+}
+
+// A descriptor listed twice gets EEXIST from epoll; that must not throw out of open().
+TEST_CASE("a listener given twice is registered once and the gate still accepts") {
+  Listener listener;
+  std::atomic<int> delivered{0};
+  const int fds[] = {listener.fd, listener.fd};
+  AcceptGate gate(fds, count_into(delivered));
+  gate.open();
+  CHECK(gate.stats().open);
+  const int client = listener.connect_client();
+  CHECK(eventually([&] { return delivered.load() == 1; }));
+  CHECK(gate.stats().accept_errors == 0);
   ::close(client);
 }
 // Tests:3 ends here
