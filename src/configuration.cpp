@@ -134,6 +134,10 @@ Configuration apply_layer(Configuration config, const ConfigLayer& layer) {
   take(config.persistent_timeout, layer.persistent_timeout);
   take(config.first_data_timeout, layer.first_data_timeout);
   take(config.raise_exception_on_sigterm, layer.raise_exception_on_sigterm);
+  take(config.limits.max_request_line, layer.max_request_line_length);
+  take(config.limits.max_header_bytes, layer.max_header_size);
+  take(config.limits.max_header_fields, layer.max_header_fields);
+  take(config.limits.max_body_bytes, layer.http_content_length_limit);
   // Binds replace, never merge: see "Precedence".
   if (!layer.binds.empty()) config.binds = layer.binds;
   return config;
@@ -284,6 +288,10 @@ const Directive directives[] = {
     {"root", 1, 1, CARACAL_STRING(root)},
     {"raise_exception_on_sigterm", 1, 1,
      [](const Args& a, ConfigLayer& l) { return read_bool(a[0], l.raise_exception_on_sigterm); }},
+    {"max_request_line_length", 1, 1, CARACAL_COUNT(max_request_line_length)},
+    {"max_header_size", 1, 1, CARACAL_COUNT(max_header_size)},
+    {"max_header_fields", 1, 1, CARACAL_COUNT(max_header_fields)},
+    {"http_content_length_limit", 1, 1, CARACAL_COUNT(http_content_length_limit)},
 };
 
 #undef CARACAL_COUNT

@@ -3,6 +3,7 @@
 // [[file:../notes/configuration.org::*Bind URIs][Bind URIs:1]]
 #pragma once
 #include "concurrency_model.hpp"
+#include "lowlevel_error_handler.hpp"
 
 #include <chrono>
 #include <span>
@@ -46,6 +47,7 @@ struct Configuration {
   std::string pidfile;  // empty = none
   std::string root;     // empty = the demo app
   bool raise_exception_on_sigterm = true;
+  RequestLimits limits;     // max_request_line_length ... http_content_length_limit
   std::string config_file;  // empty = none was given
   bool show_help = false;
   bool show_version = false;
@@ -63,6 +65,8 @@ struct ConfigLayer {
   std::optional<std::chrono::seconds> worker_timeout, worker_boot_timeout,
       worker_shutdown_timeout, worker_check_interval, persistent_timeout, first_data_timeout;
   std::optional<bool> raise_exception_on_sigterm;
+  std::optional<int> max_request_line_length, max_header_size, max_header_fields,
+      http_content_length_limit;
 };
 
 // `config` with every member that `layer` sets replaced.

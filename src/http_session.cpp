@@ -17,9 +17,17 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl.hpp>
+
 #include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
 #include <iostream>
 #include <optional>
+#include <utility>
+#include <vector>
 
 namespace caracal {
 
@@ -29,8 +37,9 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
-constexpr std::uint64_t kMaxRequestBodyBytes = 64ull * 1024 * 1024;
 constexpr std::size_t kSendfileSliceBytes = 1 << 20;
+constexpr std::size_t kHeadReadBytes = 4096;
+constexpr std::chrono::seconds kLingerTime{2};
 // The interim response a client that sent Expect: 100-continue waits for.
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 }  // namespace
@@ -40,14 +49,19 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 class BeastSession final : public HttpSession, public std::enable_shared_from_this<BeastSession> {
  public:
   BeastSession(net::io_context& reactor, int fd, std::shared_ptr<const App> app,
-               const ServerInfo* server, SessionSettings settings, SessionHooks hooks);
+               const ServerInfo* server, SessionSettings settings, SessionHooks hooks,
+               std::string remote_addr);
   void start() { do_read_header(); }
   void shut_down() override;
+  void cut_off() override;
 
  private:
   enum class State { reading, in_app, writing, closed };
 
   void do_read_header();
+  void read_more_of_the_head();
+  void on_head_bytes(beast::error_code ec, std::size_t bytes);
+  void check_the_head(std::string_view head);
   void on_read_header(beast::error_code ec, std::size_t);
   bool client_expects_continue() const;
   void do_send_continue();
@@ -55,6 +69,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   void do_read_body();
   void on_read_body(beast::error_code ec, std::size_t);
   void fail_read(beast::error_code ec);
+  void fail(Failure failure);
 
   void do_call_app();
   Request make_request(http::request<http::string_body>&& message) const;
@@ -77,12 +92,15 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   void do_write_header_only();
   void on_write(beast::error_code ec, std::size_t);
   void finish_response();
+  void linger_then_close();
+  void drain_until_the_client_closes();
   void close();
   void close_file();
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   net::steady_timer sendfile_deadline_;  // tcp_stream's timeouts do not cover async_wait
+  net::steady_timer body_deadline_;      // cancels a stalled body read without closing
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> string_message_;
   std::optional<http::response<http::empty_body>> header_message_;
@@ -96,6 +114,9 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   int requests_served_ = 0;
   int request_version_ = 11;
   bool head_request_ = false, keep_alive_ = false, shutting_down_ = false;
+  bool body_timed_out_ = false, cut_off_ = false, linger_ = false;
+  Request env_;  // what is known of the current request, for the error handler
+  std::array<char, 4096> discarded_;  // what a lingering close reads and drops
   StreamBody stream_body_;
   bool chunked_ = false;
   std::string chunk_;
@@ -116,31 +137,80 @@ tcp protocol_of(int fd) {
 
 BeastSession::BeastSession(net::io_context& reactor, int fd, std::shared_ptr<const App> app,
                            const ServerInfo* server, SessionSettings settings,
-                           SessionHooks hooks)
+                           SessionHooks hooks, std::string remote_addr)
     : stream_(tcp::socket(reactor, protocol_of(fd), fd)),
       sendfile_deadline_(reactor),
+      body_deadline_(reactor),
       app_(std::move(app)),
       server_(server),
-      settings_(settings),
+      settings_(std::move(settings)),
       hooks_(std::move(hooks)),
-      remote_addr_(detail::peer_address(fd)) {}
+      remote_addr_(remote_addr.empty() ? detail::peer_address(fd) : std::move(remote_addr)) {}
 // The session's state:4 ends here
 
 // [[file:../notes/http-session.org::*Reading a request][Reading a request:1]]
 void BeastSession::do_read_header() {
   state_ = State::reading;
   parser_.emplace();
-  parser_->body_limit(kMaxRequestBodyBytes);
+  const RequestLimits& limits = settings_.limits;
+  parser_->header_limit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(limits.max_request_line + limits.max_header_bytes + 1024, UINT32_MAX)));
+  parser_->body_limit(limits.max_body_bytes);
+  body_timed_out_ = false;
+  env_ = Request{};
+  env_.remote_addr = remote_addr_;
+  env_.server = server_;
   const bool idle_between_requests = requests_served_ > 0 && buffer_.size() == 0;
   stream_.expires_after(idle_between_requests ? settings_.persistent_timeout
                                               : settings_.first_data_timeout);
-  http::async_read_header(stream_, buffer_, *parser_,
-                          beast::bind_front_handler(&BeastSession::on_read_header,
-                                                    shared_from_this()));
+  read_more_of_the_head();
 }
 // Reading a request:1 ends here
 
 // [[file:../notes/http-session.org::*Reading a request][Reading a request:3]]
+void BeastSession::read_more_of_the_head() {
+  while (buffer_.size() >= 2 && std::memcmp(buffer_.data().data(), "\r\n", 2) == 0)
+    buffer_.consume(2);
+  const std::string_view buffered(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+  const auto end = buffered.find("\r\n\r\n");
+  if (end != std::string_view::npos) return check_the_head(buffered.substr(0, end + 4));
+  if (auto overrun = detail::check_partial_head(buffered, settings_.limits))
+    return fail({*overrun, "the head outgrew its limit before it ended"});
+  stream_.async_read_some(buffer_.prepare(kHeadReadBytes),
+                          beast::bind_front_handler(&BeastSession::on_head_bytes,
+                                                    shared_from_this()));
+}
+
+void BeastSession::on_head_bytes(beast::error_code ec, std::size_t bytes) {
+  if (ec == beast::error::timeout) return fail({FailureKind::head_timeout, ec.message()});
+  if (ec) return fail({FailureKind::client_gone, ec.message()});
+  buffer_.commit(bytes);
+  read_more_of_the_head();
+}
+// Reading a request:3 ends here
+
+// [[file:../notes/http-session.org::*Reading a request][Reading a request:4]]
+namespace {
+void set_target(Request& request, std::string target) {
+  const auto question = target.find('?');
+  request.path = target.substr(0, question);
+  request.query = question == std::string::npos ? "" : target.substr(question + 1);
+  request.target = std::move(target);
+}
+}  // namespace
+
+void BeastSession::check_the_head(std::string_view head) {
+  auto verdict = detail::check_request_head(head, settings_.limits);
+  env_.method = verdict.method;
+  set_target(env_, verdict.target);
+  if (verdict.failure) return fail(std::move(*verdict.failure));
+  http::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&BeastSession::on_read_header,
+                                                    shared_from_this()));
+}
+// Reading a request:4 ends here
+
+// [[file:../notes/http-session.org::*Reading a request][Reading a request:6]]
 void BeastSession::on_read_header(beast::error_code ec, std::size_t) {
   if (ec) return fail_read(ec);
   if (client_expects_continue()) return do_send_continue();
@@ -167,37 +237,57 @@ void BeastSession::on_continue_sent(beast::error_code ec, std::size_t) {
 
 void BeastSession::do_read_body() {
   if (parser_->is_done()) return do_call_app();  // no body, or it came with the head
-  stream_.expires_after(settings_.first_data_timeout);
+  stream_.expires_never();
+  body_deadline_.expires_after(settings_.first_data_timeout);
+  body_deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec) return;  // the body arrived in time
+    self->body_timed_out_ = true;
+    self->stream_.cancel();
+  });
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&BeastSession::on_read_body, shared_from_this()));
 }
 
 void BeastSession::on_read_body(beast::error_code ec, std::size_t) {
+  body_deadline_.cancel();
   if (ec) return fail_read(ec);
   do_call_app();
 }
-// Reading a request:3 ends here
+// Reading a request:6 ends here
 
-// [[file:../notes/http-session.org::*Reading a request][Reading a request:4]]
+// [[file:../notes/http-session.org::*Reading a request][Reading a request:8]]
 void BeastSession::fail_read(beast::error_code ec) {
+  if (body_timed_out_) return fail({FailureKind::body_timeout, "the body stalled"});
+  if (ec == http::error::body_limit) return fail({FailureKind::body_too_large, ec.message()});
   const bool client_gone = ec == http::error::end_of_stream ||
                            ec == http::error::partial_message;
   const bool parse_error = ec.category() == http::make_error_code(http::error::bad_method).category();
-  if (client_gone || !parse_error) return close();
-  keep_alive_ = false;
-  request_version_ = 11;
-  head_request_ = false;
-  Response response = respond_to_error({FailureKind::bad_request, ec.message()});
+  if (client_gone || !parse_error) return fail({FailureKind::client_gone, ec.message()});
+  fail({FailureKind::bad_request, ec.message()});
+}
+// Reading a request:8 ends here
+
+// [[file:../notes/http-session.org::*Reading a request][Reading a request:9]]
+void BeastSession::fail(Failure failure) {
+  const FailureRule& rule = rule_for(failure.kind);
+  Response response = answer_failure(failure, env_, settings_.lowlevel_error_handler, std::cerr);
+  if (rule.status == 0) return close();
+  if (state_ == State::reading) {
+    linger_ = true;
+    request_version_ = 11;
+    head_request_ = false;
+  }
+  if (rule.closes_connection) keep_alive_ = false;
   do_write(response);
 }
-// Reading a request:4 ends here
+// Reading a request:9 ends here
 
 // [[file:../notes/http-session.org::*Running the app][Running the app:1]]
 void BeastSession::do_call_app() {
   state_ = State::in_app;
   stream_.expires_never();  // the app's time is bounded by the worker, not by the client
   auto& message = parser_->get();
-  request_version_ = message.version();
+  request_version_ = std::min(message.version(), 11u);  // HTTP/1.2 is answered as 1.1
   head_request_ = message.method() == http::verb::head;
   keep_alive_ = message.keep_alive() && ++requests_served_ < settings_.max_keep_alive;
   auto request = std::make_shared<Request>(make_request(parser_->release()));
@@ -214,10 +304,7 @@ void BeastSession::do_call_app() {
 Request BeastSession::make_request(http::request<http::string_body>&& message) const {
   Request request;
   request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
-  const auto question = request.target.find('?');
-  request.path = request.target.substr(0, question);
-  if (question != std::string::npos) request.query = request.target.substr(question + 1);
+  set_target(request, std::string(message.target()));
   request.version = message.version();
   for (const auto& field : message)
     request.headers.add(std::string(field.name_string()), std::string(field.value()));
@@ -230,15 +317,15 @@ Request BeastSession::make_request(http::request<http::string_body>&& message) c
 Response BeastSession::call_app(Request& request) const {
   try {
     return (*app_)(request);
-  } catch (const std::exception& error) {
-    return respond_to_error({FailureKind::app_exception, error.what()});
   } catch (...) {
-    return respond_to_error({FailureKind::app_exception, "a non-standard exception"});
+    // The env is the request as the app (and any middleware) left it.
+    return answer_failure(failure_from_current_exception(FailureKind::app_exception), request,
+                          settings_.lowlevel_error_handler, std::cerr);
   }
 }
 
 void BeastSession::on_app_done(std::shared_ptr<Response> response) {
-  if (state_ == State::closed) return;
+  if (state_ == State::closed || cut_off_) return;  // cut off: the 503 went instead
   const auto connection = response->headers.find("Connection");
   if (shutting_down_ || (connection && beast::iequals(*connection, "close")))
     keep_alive_ = false;
@@ -274,6 +361,8 @@ template <class Body>
 void BeastSession::fill_header(http::response<Body>& message, const Response& response) const {
   message.version(request_version_);
   message.result(static_cast<unsigned>(response.status));
+  // RFC 9110's phrases ("Content Too Large"), not Beast's older ones; Beast's for the rest.
+  if (reason_phrase(response.status) != "Unknown") message.reason(reason_phrase(response.status));
   for (const auto& [name, value] : response.headers.fields)
     if (!is_framing_header(name)) message.insert(name, value);
   message.keep_alive(keep_alive_);
@@ -309,7 +398,9 @@ void BeastSession::do_write_file(Response& response, const FileBody& file) {
   file_fd_ = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (file_fd_ < 0) {
     // Nothing is written yet, so the failure can still be answered properly.
-    Response failure = respond_to_error({FailureKind::app_exception, "cannot open " + file.path});
+    Response failure = answer_failure({FailureKind::unsendable_body, "cannot open " + file.path},
+                                      env_, settings_.lowlevel_error_handler, std::cerr);
+    if (std::holds_alternative<FileBody>(failure.body)) failure.body = std::string();  // no loop
     return do_write(failure);
   }
   file_offset_ = file.offset;
@@ -389,11 +480,10 @@ void BeastSession::do_produce_chunk() {
     bool failed = false;
     try {
       chunk = self->stream_body_.next();
-    } catch (const std::exception& error) {
-      failed = true;
-      std::cerr << "caracal: stream body threw: " << error.what() << '\n';
     } catch (...) {
-      failed = true;
+      failed = true;  // logged here, on the pool thread; the reactor only closes
+      answer_failure(failure_from_current_exception(FailureKind::stream_failed), self->env_,
+                     self->settings_.lowlevel_error_handler, std::cerr);
     }
     net::post(self->stream_.get_executor(), [self, chunk, failed]() mutable {
       self->on_chunk_produced(std::move(chunk), failed);
@@ -437,7 +527,7 @@ void BeastSession::finish_response() {
   header_serializer_.reset();
   header_message_.reset();
   stream_body_ = {};
-  if (!keep_alive_ || shutting_down_) return close();
+  if (!keep_alive_ || shutting_down_) return linger_ ? linger_then_close() : close();
   do_read_header();
 }
 
@@ -445,9 +535,32 @@ void BeastSession::shut_down() {
   shutting_down_ = true;
   if (state_ == State::reading) close();  // idle or half-received: nobody is owed an answer
 }
+
+void BeastSession::cut_off() {
+  if (state_ != State::in_app) return close();
+  cut_off_ = true;
+  fail({FailureKind::forced_shutdown, "shutdown_timeout passed with the request in the app"});
+}
 // Keep-alive or close:1 ends here
 
 // [[file:../notes/http-session.org::*Keep-alive or close][Keep-alive or close:2]]
+void BeastSession::linger_then_close() {
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(kLingerTime);
+  drain_until_the_client_closes();
+}
+
+void BeastSession::drain_until_the_client_closes() {
+  stream_.async_read_some(net::buffer(discarded_),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            if (ec) return self->close();
+                            self->drain_until_the_client_closes();
+                          });
+}
+// Keep-alive or close:2 ends here
+
+// [[file:../notes/http-session.org::*Keep-alive or close][Keep-alive or close:3]]
 void BeastSession::close() {
   if (state_ == State::closed) return;
   state_ = State::closed;
@@ -455,6 +568,7 @@ void BeastSession::close() {
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream_.close();
   sendfile_deadline_.cancel();
+  body_deadline_.cancel();
   close_file();
   if (hooks_.closed) hooks_.closed(this);
 }
@@ -463,17 +577,351 @@ void BeastSession::close_file() {
   if (file_fd_ >= 0) ::close(file_fd_);
   file_fd_ = -1;
 }
-// Keep-alive or close:2 ends here
+// Keep-alive or close:3 ends here
 
-// [[file:../notes/http-session.org::*The factory and the error responses][The factory and the error responses:1]]
+// [[file:../notes/http-session.org::*Reading the head strictly][Reading the head strictly:1]]
+namespace {
+using detail::HeadVerdict;
+
+// RFC 9110's tchar: the characters of methods and field names.
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+bool is_token(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), is_tchar);
+}
+// HTAB, SP, visible ASCII and obs-text; never NUL, CR, LF, DEL or another control.
+bool is_value_byte(char c) {
+  const auto byte = static_cast<unsigned char>(c);
+  return byte == '\t' || (byte >= 0x20 && byte != 0x7f);
+}
+std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+Failure refuse(FailureKind kind, std::string why) { return {kind, std::move(why), "", nullptr}; }
+Failure bad(std::string why) { return refuse(FailureKind::bad_request, std::move(why)); }
+// Reading the head strictly:1 ends here
+
+// [[file:../notes/http-session.org::*Reading the head strictly][Reading the head strictly:2]]
+bool is_implemented_method(std::string_view method) {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+                                 "TRACE", "PATCH"})
+    if (method == known) return true;
+  return false;
+}
+
+std::optional<Failure> check_request_line(std::string_view line, const RequestLimits& limits,
+                                          HeadVerdict& verdict, int& version) {
+  if (line.size() > limits.max_request_line)
+    return refuse(FailureKind::request_line_too_long, std::to_string(line.size()) + "-byte request line");
+  const auto first = line.find(' '), last = line.rfind(' ');
+  if (first == std::string_view::npos || first == last) return bad("request line without three parts");
+  const auto method = line.substr(0, first), target = line.substr(first + 1, last - first - 1);
+  const auto http = line.substr(last + 1);
+  if (!is_token(method)) return bad("method is not a token");
+  verdict.method = method;
+  if (target.empty() || !std::all_of(target.begin(), target.end(), [](char c) {
+        return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; }))
+    return bad("whitespace or control character in the target");
+  verdict.target = target;
+  const bool well_formed = http.size() == 8 && http.substr(0, 5) == "HTTP/" &&
+                           std::isdigit(static_cast<unsigned char>(http[5])) && http[6] == '.' &&
+                           std::isdigit(static_cast<unsigned char>(http[7]));
+  if (!well_formed) return bad("malformed HTTP version");
+  if (http[5] != '1') return refuse(FailureKind::unsupported_version, std::string(http));
+  version = 10 + (http[7] - '0');
+  if (!is_implemented_method(method)) return refuse(FailureKind::unknown_method, "method " + std::string(method));
+  return std::nullopt;
+}
+// Reading the head strictly:2 ends here
+
+// [[file:../notes/http-session.org::*Reading the head strictly][Reading the head strictly:4]]
+struct FramingFields {
+  std::vector<std::string_view> content_lengths, transfer_codings;
+  int hosts = 0;
+};
+
+std::optional<Failure> check_field_line(std::string_view line, FramingFields& fields) {
+  if (line.front() == ' ' || line.front() == '\t') return bad("obs-fold (a line starting with whitespace)");
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos) return bad("field line without a colon");
+  const auto name = line.substr(0, colon);
+  if (!is_token(name)) return bad("whitespace or invalid character in field name '" + std::string(name) + "'");
+  const auto value = trimmed(line.substr(colon + 1));
+  if (!std::all_of(value.begin(), value.end(), is_value_byte))
+    return bad("control character in field '" + std::string(name) + "'");
+  if (beast::iequals(name, "Host")) ++fields.hosts;
+  auto& list = beast::iequals(name, "Content-Length") ? fields.content_lengths : fields.transfer_codings;
+  if (beast::iequals(name, "Content-Length") || beast::iequals(name, "Transfer-Encoding"))
+    for (std::size_t at = 0; at <= value.size();) {  // both may be comma-separated lists
+      const auto comma = std::min(value.find(',', at), value.size());
+      list.push_back(trimmed(value.substr(at, comma - at)));
+      at = comma + 1;
+    }
+  return std::nullopt;
+}
+// Reading the head strictly:4 ends here
+
+// [[file:../notes/http-session.org::*Reading the head strictly][Reading the head strictly:5]]
+std::optional<Failure> check_framing(const FramingFields& fields, int version,
+                                     const RequestLimits& limits) {
+  const auto& lengths = fields.content_lengths;
+  const auto& codings = fields.transfer_codings;
+  if (!lengths.empty() && !codings.empty()) return bad("both Content-Length and Transfer-Encoding");
+  for (auto length : lengths) {
+    if (length.empty() || !std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return bad("Content-Length is not a number");
+    if (length != lengths.front()) return bad("Content-Length values differ");
+  }
+  if (!lengths.empty() && (lengths.front().size() > 19 ||
+                           std::stoull(std::string(lengths.front())) > limits.max_body_bytes))
+    return refuse(FailureKind::body_too_large, "Content-Length " + std::string(lengths.front()));
+  if (!codings.empty() && version < 11) return bad("Transfer-Encoding in an HTTP/1.0 request");
+  for (auto coding : codings)
+    if (!beast::iequals(coding, "chunked"))
+      return refuse(FailureKind::unknown_transfer_coding, "Transfer-Encoding " + std::string(coding));
+  if (codings.size() > 1) return bad("chunked applied more than once");
+  if (version >= 11 && fields.hosts != 1) return bad(fields.hosts ? "more than one Host" : "HTTP/1.1 without Host");
+  return std::nullopt;
+}
+// Reading the head strictly:5 ends here
+
+// [[file:../notes/http-session.org::*Reading the head strictly][Reading the head strictly:8]]
+}  // namespace
+
+detail::HeadVerdict detail::check_request_head(std::string_view head, const RequestLimits& limits) {
+  HeadVerdict verdict;
+  const auto line_end = head.find("\r\n");
+  int version = 11;
+  if ((verdict.failure = check_request_line(head.substr(0, line_end), limits, verdict, version)))
+    return verdict;
+  const auto fields_text = head.substr(line_end + 2, head.size() - line_end - 4);  // without the empty line
+  if (fields_text.size() > limits.max_header_bytes) {
+    verdict.failure = refuse(FailureKind::header_too_large, std::to_string(fields_text.size()) + " bytes of fields");
+    return verdict;
+  }
+  FramingFields fields;
+  std::size_t count = 0;
+  for (std::size_t at = 0; at < fields_text.size();) {
+    const auto end = std::min(fields_text.find("\r\n", at), fields_text.size());
+    if (++count > limits.max_header_fields) {
+      verdict.failure = refuse(FailureKind::header_too_large, "more than " + std::to_string(limits.max_header_fields) + " fields");
+      return verdict;
+    }
+    if ((verdict.failure = check_field_line(fields_text.substr(at, end - at), fields))) return verdict;
+    at = end + 2;
+  }
+  verdict.failure = check_framing(fields, version, limits);
+  return verdict;
+}
+// Reading the head strictly:8 ends here
+
+// [[file:../notes/http-session.org::*Reading the head strictly][Reading the head strictly:10]]
+std::optional<FailureKind> detail::check_partial_head(std::string_view buffered,
+                                                      const RequestLimits& limits) {
+  const auto line_end = buffered.find("\r\n");
+  if (line_end == std::string_view::npos)
+    return buffered.size() > limits.max_request_line ? std::optional(FailureKind::request_line_too_long) : std::nullopt;
+  if (line_end > limits.max_request_line) return FailureKind::request_line_too_long;
+  const std::size_t field_bytes = buffered.size() - line_end - 2;
+  return field_bytes > limits.max_header_bytes + 2 ? std::optional(FailureKind::header_too_large) : std::nullopt;
+}
+// Reading the head strictly:10 ends here
+
+// [[file:../notes/http-session.org::*A TLS tunnel in front of the session][A TLS tunnel in front of the session:2]]
+struct TlsContext {
+  net::ssl::context context{net::ssl::context::tls_server};
+};
+
+std::shared_ptr<TlsContext> load_tls_context(const std::string& cert, const std::string& key) {
+  auto tls = std::make_shared<TlsContext>();
+  tls->context.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                           net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                           net::ssl::context::no_tlsv1_1);
+  try {
+    tls->context.use_certificate_chain_file(cert);
+  } catch (const std::exception& error) {
+    throw std::runtime_error("cannot load certificate '" + cert + "': " + error.what());
+  }
+  try {
+    tls->context.use_private_key_file(key, net::ssl::context::pem);
+  } catch (const std::exception& error) {
+    throw std::runtime_error("cannot load key '" + key + "': " + error.what());
+  }
+  return tls;
+}
+// A TLS tunnel in front of the session:2 ends here
+
+// [[file:../notes/http-session.org::*A TLS tunnel in front of the session][A TLS tunnel in front of the session:3]]
+namespace {
+class TlsTunnel : public std::enable_shared_from_this<TlsTunnel> {
+ public:
+  TlsTunnel(net::io_context& reactor, int fd, std::shared_ptr<TlsContext> tls, int session_end,
+            std::function<void(HttpSession*)> closed)
+      : closed_(std::move(closed)),
+        tls_context_(std::move(tls)),
+        tls_(tcp::socket(reactor, protocol_of(fd), fd), tls_context_->context),
+        session_(reactor, net::local::stream_protocol(), session_end),
+        deadline_(reactor) {}
+  void start(std::chrono::milliseconds handshake_timeout);
+  // The session's own `closed` hook: the worker hears of it once both are done.
+  void session_closed(HttpSession* session);
+  // Keeps the session (and so its address, the worker's key for it) until then.
+  void hold(std::shared_ptr<HttpSession> session) { session_alive_ = std::move(session); }
+
+ private:
+  void pump_from_client();
+  void pump_from_session();
+  void finish();
+  void send_close_notify();
+  void close_both();
+  void tell_the_worker_once_both_are_closed();
+
+  std::function<void(HttpSession*)> closed_;  // the worker's hook
+  HttpSession* closed_session_ = nullptr;     // set once the session has closed
+  std::shared_ptr<HttpSession> session_alive_;
+  bool done_ = false;                         // both sockets closed
+  std::shared_ptr<TlsContext> tls_context_;
+  net::ssl::stream<tcp::socket> tls_;
+  net::local::stream_protocol::socket session_;
+  net::steady_timer deadline_;
+  std::array<char, 16384> from_client_, from_session_;
+  bool reading_client_ = false, finishing_ = false, notified_ = false;
+};
+// A TLS tunnel in front of the session:3 ends here
+
+// [[file:../notes/http-session.org::*A TLS tunnel in front of the session][A TLS tunnel in front of the session:4]]
+void TlsTunnel::start(std::chrono::milliseconds handshake_timeout) {
+  deadline_.expires_after(handshake_timeout);
+  deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (!ec) self->close_both();
+  });
+  tls_.async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+    self->deadline_.cancel();
+    if (ec) return self->close_both();
+    self->pump_from_client();
+    self->pump_from_session();
+  });
+}
+
+void TlsTunnel::pump_from_client() {
+  if (finishing_) return send_close_notify();
+  reading_client_ = true;
+  tls_.async_read_some(net::buffer(from_client_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    self->reading_client_ = false;
+    if (self->finishing_) return self->send_close_notify();
+    if (ec) {
+      beast::error_code ignored;
+      self->session_.shutdown(net::socket_base::shutdown_send, ignored);  // the session sees end of stream
+      return;
+    }
+    net::async_write(self->session_, net::buffer(self->from_client_.data(), n),
+                     [self](beast::error_code ec, std::size_t) {
+                       if (!ec || self->finishing_) self->pump_from_client();
+                     });
+  });
+}
+// A TLS tunnel in front of the session:4 ends here
+
+// [[file:../notes/http-session.org::*A TLS tunnel in front of the session][A TLS tunnel in front of the session:5]]
+void TlsTunnel::pump_from_session() {
+  session_.async_read_some(net::buffer(from_session_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    if (ec) return self->finish();  // the session closed: its response is complete
+    net::async_write(self->tls_, net::buffer(self->from_session_.data(), n),
+                     [self](beast::error_code ec, std::size_t) {
+                       if (ec) return self->close_both();
+                       self->pump_from_session();
+                     });
+  });
+}
+
+void TlsTunnel::finish() {
+  finishing_ = true;
+  beast::error_code ignored;
+  if (reading_client_) tls_.next_layer().cancel(ignored);  // its completion sends close_notify
+  else send_close_notify();
+}
+// A TLS tunnel in front of the session:5 ends here
+
+// [[file:../notes/http-session.org::*A TLS tunnel in front of the session][A TLS tunnel in front of the session:6]]
+void TlsTunnel::send_close_notify() {
+  if (notified_) return;
+  notified_ = true;
+  deadline_.expires_after(kLingerTime);
+  deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (!ec) self->close_both();
+  });
+  tls_.async_shutdown([self = shared_from_this()](beast::error_code) { self->close_both(); });
+}
+
+void TlsTunnel::close_both() {
+  if (done_) return;
+  done_ = true;
+  beast::error_code ignored;
+  deadline_.cancel();
+  tls_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+  tls_.next_layer().close(ignored);
+  session_.close(ignored);
+  tell_the_worker_once_both_are_closed();
+}
+
+void TlsTunnel::session_closed(HttpSession* session) {
+  closed_session_ = session;
+  tell_the_worker_once_both_are_closed();
+}
+
+void TlsTunnel::tell_the_worker_once_both_are_closed() {
+  if (!done_ || !closed_session_) return;
+  if (closed_) closed_(std::exchange(closed_session_, nullptr));
+  session_alive_.reset();
+}
+}  // namespace
+// A TLS tunnel in front of the session:6 ends here
+
+// [[file:../notes/http-session.org::*A TLS tunnel in front of the session][A TLS tunnel in front of the session:7]]
+std::shared_ptr<HttpSession> start_tls_session(net::io_context& reactor, int fd,
+                                               std::shared_ptr<TlsContext> tls,
+                                               std::shared_ptr<const App> app,
+                                               const ServerInfo* server, SessionSettings settings,
+                                               SessionHooks hooks) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    ::close(fd);
+    return nullptr;
+  }
+  std::string remote_addr = detail::peer_address(fd);
+  std::shared_ptr<TlsTunnel> tunnel;
+  try {
+    tunnel = std::make_shared<TlsTunnel>(reactor, fd, std::move(tls), pair[1], std::move(hooks.closed));
+  } catch (const std::exception& error) {
+    // Rare (Asio could not register a descriptor); the session's end is not adopted yet.
+    std::cerr << "caracal: cannot adopt a TLS connection: " << error.what() << '\n';
+    ::close(pair[0]);
+    return nullptr;
+  }
+  tunnel->start(settings.first_data_timeout);
+  hooks.closed = [tunnel](HttpSession* session) { tunnel->session_closed(session); };
+  auto session = start_http_session(reactor, pair[0], std::move(app), server, std::move(settings),
+                                    std::move(hooks), std::move(remote_addr));
+  tunnel->hold(session);
+  return session;
+}
+// A TLS tunnel in front of the session:7 ends here
+
+// [[file:../notes/http-session.org::*The factory][The factory:1]]
 std::shared_ptr<HttpSession> start_http_session(net::io_context& reactor, int fd,
                                                 std::shared_ptr<const App> app,
                                                 const ServerInfo* server,
-                                                SessionSettings settings, SessionHooks hooks) {
+                                                SessionSettings settings, SessionHooks hooks,
+                                                std::string remote_addr) {
   std::shared_ptr<BeastSession> session;
   try {
-    session = std::make_shared<BeastSession>(reactor, fd, std::move(app), server, settings,
-                                             std::move(hooks));
+    session = std::make_shared<BeastSession>(reactor, fd, std::move(app), server,
+                                             std::move(settings), std::move(hooks),
+                                             std::move(remote_addr));
   } catch (const std::exception& error) {
     std::cerr << "caracal: cannot adopt a connection: " << error.what() << '\n';
     ::close(fd);
@@ -482,20 +930,9 @@ std::shared_ptr<HttpSession> start_http_session(net::io_context& reactor, int fd
   session->start();
   return session;
 }
-// The factory and the error responses:1 ends here
+// The factory:1 ends here
 
-// [[file:../notes/http-session.org::*The factory and the error responses][The factory and the error responses:2]]
-Response respond_to_error(const Failure& failure) {
-  switch (failure.kind) {
-    case FailureKind::bad_request:
-      return text_response(400, "Bad Request\n");
-    case FailureKind::app_exception:
-      std::cerr << "caracal: app error: " << failure.detail << '\n';
-      return text_response(500, "An error has occurred.\n");
-  }
-  return text_response(500, "An error has occurred.\n");
-}
-
+// [[file:../notes/http-session.org::*The factory][The factory:2]]
 namespace detail {
 std::string peer_address(int fd) {
   sockaddr_storage address{};
@@ -513,4 +950,4 @@ std::string peer_address(int fd) {
 }  // namespace detail
 
 }  // namespace caracal
-// The factory and the error responses:2 ends here
+// The factory:2 ends here

@@ -8,9 +8,12 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "app.hpp"
+#include "lowlevel_error_handler.hpp"
 
 namespace caracal {
 
@@ -20,6 +23,8 @@ struct SessionSettings {
   std::chrono::milliseconds persistent_timeout{65000};
   std::chrono::milliseconds write_timeout{30000};
   int max_keep_alive = 999;  // requests per connection; the last one says Connection: close
+  RequestLimits limits;      // what a request may weigh (see the low-level error handler)
+  LowlevelErrorHandler lowlevel_error_handler;  // empty: the default answers
 };
 
 class HttpSession;
@@ -41,28 +46,44 @@ class HttpSession {
   // Close now if waiting for a request; otherwise after the current response,
   // which is then sent with Connection: close.
   virtual void shut_down() = 0;
+  // The worker's patience ran out: a request still in the app is answered 503
+  // (forced_shutdown) and the connection closed; anything else closes now.
+  virtual void cut_off() = 0;
 };
 
 // Takes ownership of a connected, non-blocking socket and starts reading.
 // Call on the reactor's thread. Returns nullptr (socket closed) if the socket
-// cannot be adopted.
+// cannot be adopted. `remote_addr` empty: ask the socket for its peer.
 std::shared_ptr<HttpSession> start_http_session(boost::asio::io_context& reactor, int fd,
                                                 std::shared_ptr<const App> app,
                                                 const ServerInfo* server,
-                                                SessionSettings settings, SessionHooks hooks);
+                                                SessionSettings settings, SessionHooks hooks,
+                                                std::string remote_addr = {});
 
-// The kinds of failure that turn into a response (see the table in the note).
-enum class FailureKind { bad_request, app_exception };
-struct Failure {
-  FailureKind kind;
-  std::string detail;  // for the log only, never sent
-};
-// The one place where a failure becomes a response.
-Response respond_to_error(const Failure& failure);
+// A server certificate and key, loaded once (before any fork) for an ssl:// bind.
+struct TlsContext;
+// Throws std::exception naming the file when the certificate or the key cannot be loaded.
+std::shared_ptr<TlsContext> load_tls_context(const std::string& cert, const std::string& key);
+// As start_http_session, for a socket accepted on an ssl:// listener.
+std::shared_ptr<HttpSession> start_tls_session(boost::asio::io_context& reactor, int fd,
+                                               std::shared_ptr<TlsContext> tls,
+                                               std::shared_ptr<const App> app,
+                                               const ServerInfo* server, SessionSettings settings,
+                                               SessionHooks hooks);
 
 namespace detail {
 // "127.0.0.1", "::1", or "unix" for the peer of a connected socket.
 std::string peer_address(int fd);
+
+// What the strict reading of a complete request head found.
+struct HeadVerdict {
+  std::optional<Failure> failure;  // empty: the head may go to the parser
+  std::string method, target;      // as far as the request line could be read
+};
+// `head` runs up to and including the empty line that ends it.
+HeadVerdict check_request_head(std::string_view head, const RequestLimits& limits);
+// For a head still arriving: the limit it has already overrun, if any.
+std::optional<FailureKind> check_partial_head(std::string_view buffered, const RequestLimits& limits);
 }  // namespace detail
 
 }  // namespace caracal

@@ -7,6 +7,7 @@
 #include "demo_app.hpp"
 #include "static_files.hpp"
 #include "worker.hpp"
+#include "http_session.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -16,6 +17,21 @@
 #include <iostream>
 
 namespace {
+
+// One TLS context per bind, in bind order (null for plain binds); throws naming the bind.
+std::vector<std::shared_ptr<caracal::TlsContext>> tls_contexts_from(const caracal::Configuration& config) {
+  std::vector<std::shared_ptr<caracal::TlsContext>> contexts;
+  for (const auto& bind : config.binds) {
+    contexts.emplace_back();
+    if (bind.scheme != caracal::BindUri::Scheme::ssl) continue;
+    try {
+      contexts.back() = caracal::load_tls_context(bind.cert, bind.key);
+    } catch (const std::exception& error) {
+      throw std::runtime_error(bind.text + ": " + error.what());
+    }
+  }
+  return contexts;
+}
 
 // The worker's knobs, from the directives that tune them.
 caracal::WorkerSettings worker_settings_from(const caracal::Configuration& config) {
@@ -28,6 +44,8 @@ caracal::WorkerSettings worker_settings_from(const caracal::Configuration& confi
   settings.heartbeat_interval = config.worker_check_interval;
   settings.max_keep_alive = config.max_keep_alive;
   settings.environment = config.environment;
+  settings.limits = config.limits;
+  settings.tls = tls_contexts_from(config);
   return settings;
 }
 // The order of things:3 ends here
@@ -92,7 +110,8 @@ caracal::ClusterExit serve_cluster(const caracal::Configuration& config,
   settings.workers = config.concurrency.workers;
   settings.worker_timeout = config.worker_timeout;
   settings.worker_boot_timeout = config.worker_boot_timeout;
-  settings.worker_shutdown_timeout = config.worker_shutdown_timeout;
+  // The worker's own deadline is the same; the grace lets its 503s out before SIGKILL.
+  settings.worker_shutdown_timeout = config.worker_shutdown_timeout + caracal::kCutOffGrace;
   settings.raise_exception_on_sigterm = config.raise_exception_on_sigterm;
   settings.listening_on = listening_on(config);
   settings.stop_accepting = [&listeners] { listeners.clear(); };
@@ -123,11 +142,12 @@ int main(int argc, char** argv) {
   auto& config = *loaded;
   if (config.show_help) return std::cout << caracal::usage_text(), 0;
   if (config.show_version) return std::cout << caracal::caracal_version << std::endl, 0;
-  for (const auto& bind : config.binds)
-    if (bind.scheme == caracal::BindUri::Scheme::ssl) {
-      std::cerr << "caracal: " << bind.text << ": ssl:// listeners are not served yet" << std::endl;
-      return 1;
-    }
+  try {
+    tls_contexts_from(config);
+  } catch (const std::exception& error) {
+    std::cerr << "caracal: " << error.what() << std::endl;
+    return 1;
+  }
   auto listeners = caracal::open_listeners(config.binds);
   if (!listeners) {
     std::cerr << "caracal: " << listeners.error() << std::endl;

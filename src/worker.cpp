@@ -3,6 +3,9 @@
 // [[file:../notes/worker.org::*The worker's parts][The worker's parts:2]]
 #include "worker.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +28,18 @@ namespace caracal {
 
 namespace net = boost::asio;
 
+namespace {
+// The local TCP port of a socket, or -1 (a Unix socket has none).
+int local_port(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return -1;
+  if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+  if (address.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
+  return -1;
+}
+}  // namespace
+
 namespace detail {
 
 class Worker {
@@ -34,12 +49,15 @@ class Worker {
 
  private:
   void adopt_connection(int fd);
+  std::shared_ptr<TlsContext> tls_for(int fd) const;
   SessionHooks session_hooks();
   void run_on_pool(std::function<void()> job);
   void on_pool_job_done();
   void open_gate_while_a_thread_is_free();
   void wait_for_signals();
   void begin_shutdown();
+  void tell_every_session(void (HttpSession::*what)());
+  void cut_off_the_sessions_left();
   void stop_when_sessions_are_done();
   void schedule_heartbeat();
   void write_heartbeat(const std::string& line) const;
@@ -55,6 +73,7 @@ class Worker {
   net::signal_set signals_;
   net::steady_timer heartbeat_timer_, shutdown_timer_;
   std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions_;
+  std::vector<int> listen_ports_;  // parallel to settings_.tls, to recognise an ssl:// socket
   int requests_in_app_ = 0;  // reactor thread only
   std::atomic<std::uint64_t> requests_{0};
   bool stopping_ = false;
@@ -65,7 +84,8 @@ class Worker {
 Worker::Worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app)
     : settings_(settings),
       session_settings_{settings.first_data_timeout, settings.persistent_timeout,
-                        settings.write_timeout, settings.max_keep_alive},
+                        settings.write_timeout, settings.max_keep_alive, settings.limits,
+                        settings.lowlevel_error_handler},
       app_(std::make_shared<const App>(std::move(app))),
       pool_({settings.min_threads, std::max(settings.max_threads, 1),
              settings.thread_reap_interval}),
@@ -77,6 +97,7 @@ Worker::Worker(const WorkerSettings& settings, std::span<const int> listen_fds, 
   info_.worker_index = settings.index;
   info_.environment = settings.environment;
   info_.stats_json = [this] { return stats_json(); };
+  for (int fd : listen_fds) listen_ports_.push_back(local_port(fd));
 }
 // The worker's parts:3 ends here
 
@@ -106,9 +127,19 @@ void Worker::adopt_connection(int fd) {
     ::close(fd);  // accepted just before the gate closed; the client will retry elsewhere
     return;
   }
-  auto session = start_http_session(reactor_, fd, app_, &info_, session_settings_,
-                                    session_hooks());
+  auto tls = tls_for(fd);
+  auto session = tls ? start_tls_session(reactor_, fd, std::move(tls), app_, &info_,
+                                         session_settings_, session_hooks())
+                     : start_http_session(reactor_, fd, app_, &info_, session_settings_,
+                                          session_hooks());
   if (session) sessions_.emplace(session.get(), session);
+}
+
+std::shared_ptr<TlsContext> Worker::tls_for(int fd) const {
+  const int port = local_port(fd);
+  for (std::size_t i = 0; i < listen_ports_.size() && i < settings_.tls.size(); ++i)
+    if (listen_ports_[i] == port && port > 0) return settings_.tls[i];
+  return nullptr;
 }
 
 SessionHooks Worker::session_hooks() {
@@ -151,29 +182,45 @@ void Worker::begin_shutdown() {
   stopping_ = true;
   gate_.stop();
   heartbeat_timer_.cancel();
-  std::vector<std::weak_ptr<HttpSession>> sessions;
-  for (const auto& [key, session] : sessions_) sessions.push_back(session);
-  for (const auto& weak : sessions)
-    if (auto session = weak.lock()) session->shut_down();
+  tell_every_session(&HttpSession::shut_down);
   shutdown_timer_.expires_after(settings_.shutdown_timeout);
   shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;  // cancelled: every session finished in time
-    std::cerr << "caracal: worker " << settings_.index << ": shutdown timeout, "
-              << sessions_.size() << " connections dropped\n";
-    reactor_.stop();
+    cut_off_the_sessions_left();
   });
   stop_when_sessions_are_done();
 }
 // Stopping gracefully:1 ends here
 
+// [[file:../notes/worker.org::*Stopping gracefully][Stopping gracefully:2]]
+void Worker::cut_off_the_sessions_left() {
+  std::cerr << "caracal: worker " << settings_.index << ": shutdown timeout, "
+            << sessions_.size() << " connections cut off\n";
+  tell_every_session(&HttpSession::cut_off);
+  shutdown_timer_.expires_after(kCutOffGrace);
+  shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) reactor_.stop();
+  });
+}
+// Stopping gracefully:2 ends here
+
 // [[file:../notes/worker.org::*Stopping gracefully][Stopping gracefully:3]]
+void Worker::tell_every_session(void (HttpSession::*what)()) {
+  std::vector<std::weak_ptr<HttpSession>> sessions;
+  for (const auto& [key, session] : sessions_) sessions.push_back(session);
+  for (const auto& weak : sessions)
+    if (auto session = weak.lock()) (session.get()->*what)();
+}
+// Stopping gracefully:3 ends here
+
+// [[file:../notes/worker.org::*Stopping gracefully][Stopping gracefully:4]]
 void Worker::stop_when_sessions_are_done() {
   if (!stopping_ || !sessions_.empty()) return;
   shutdown_timer_.cancel();
   signals_.cancel();
   reactor_.stop();
 }
-// Stopping gracefully:3 ends here
+// Stopping gracefully:4 ends here
 
 // [[file:../notes/worker.org::*Heartbeats and counters][Heartbeats and counters:1]]
 void Worker::schedule_heartbeat() {

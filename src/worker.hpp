@@ -4,12 +4,17 @@
 #pragma once
 // No Beast and no Asio here: main and the cluster include this header.
 #include <chrono>
+#include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "app.hpp"
+#include "lowlevel_error_handler.hpp"
 
 namespace caracal {
+
+struct TlsContext;  // see the HTTP session note; opaque here
 
 struct WorkerSettings {
   int index = 0;                                   // which worker (0-based); 0 in single mode
@@ -24,7 +29,15 @@ struct WorkerSettings {
   int max_keep_alive = 999;
   std::string environment = "development";
   int heartbeat_fd = -1;                           // write end of the pipe to the master; -1 = none
+  RequestLimits limits;                            // what a request may weigh
+  LowlevelErrorHandler lowlevel_error_handler;     // Puma's hook; empty: the default answers
+  // One entry per listening socket, in the same order; null for plain TCP and Unix sockets.
+  std::vector<std::shared_ptr<TlsContext>> tls;
 };
+
+// After shutdown_timeout a worker cuts off the requests still in the app and
+// spends up to this long writing their 503s; a master should wait that much longer.
+inline constexpr std::chrono::seconds kCutOffGrace{2};
 
 // Serves the inherited listening sockets (already bound and listening, owned by the caller)
 // until SIGTERM or SIGINT: then it stops accepting, lets in-flight requests finish (up to

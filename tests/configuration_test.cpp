@@ -126,6 +126,18 @@ raise_exception_on_sigterm false
   CHECK(layer.raise_exception_on_sigterm == false);
 }
 
+// The request limits are tuned in the file like any other directive, and reach the worker's settings.
+TEST_CASE("the request limit directives are read into the configuration's limits") {
+  auto layer = parse_ok("max_request_line_length 100\nmax_header_size 2000\n"
+                        "max_header_fields 10\nhttp_content_length_limit 5000\n");
+  auto config = caracal::apply_layer(caracal::Configuration{}, layer);
+  CHECK(config.limits.max_request_line == 100);
+  CHECK(config.limits.max_header_bytes == 2000);
+  CHECK(config.limits.max_header_fields == 10);
+  CHECK(config.limits.max_body_bytes == 5000);
+  CHECK(caracal::Configuration{}.limits.max_header_fields == 100);
+}
+
 // `port` is Puma's shorthand for a tcp bind on every address, or on a given host.
 TEST_CASE("port adds a tcp bind on 0.0.0.0 or on the given host") {
   auto layer = parse_ok("port 8080\nport 8081, \"::1\"\n");

@@ -336,3 +336,66 @@ TEST_CASE("an idle keep-alive connection is closed after the persistent timeout"
   CHECK(reader.at_eof());
 }
 // Tests:9 ends here
+
+// [[file:../notes/http-session.org::*The strict head check, without a socket][The strict head check, without a socket:1]]
+namespace {
+// The kind the strict check gives a head of a GET with these field lines, or nullopt.
+std::optional<caracal::FailureKind> verdict_on(const std::string& request_line, const std::string& fields,
+                                               caracal::RequestLimits limits = {}) {
+  auto verdict = caracal::detail::check_request_head(request_line + "\r\n" + fields + "\r\n", limits);
+  if (!verdict.failure) return std::nullopt;
+  return verdict.failure->kind;
+}
+constexpr auto kBad = caracal::FailureKind::bad_request;
+}  // namespace
+
+// Each line is one smuggling or injection trick that a lenient parser would let through.
+TEST_CASE("the strict head check refuses ambiguous framing and malformed fields", "[http_session][strict]") {
+  const std::string get = "GET / HTTP/1.1";
+  CHECK(verdict_on(get, "Host: t\r\n") == std::nullopt);
+  CHECK(verdict_on(get, "Host: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n") == kBad);
+  CHECK(verdict_on(get, "Host: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n") == kBad);
+  CHECK(verdict_on(get, "Host: t\r\nContent-Length: 5, 5\r\n") == std::nullopt);
+  CHECK(verdict_on(get, "Host: t\r\nContent-Length: -1\r\n") == kBad);
+  CHECK(verdict_on(get, "Host : t\r\n") == kBad);
+  CHECK(verdict_on(get, "Host: t\r\nX-A: 1\r\n  folded\r\n") == kBad);
+  CHECK(verdict_on(get, std::string("Host: t\r\nX-A: a\0b\r\n", 19)) == kBad);
+  CHECK(verdict_on(get, "Host: t\r\nX-A: a\rb\r\n") == kBad);
+  CHECK(verdict_on(get, "") == kBad);
+  CHECK(verdict_on(get, "Host: a\r\nHost: b\r\n") == kBad);
+  CHECK(verdict_on("GET / HTTP/1.0", "") == std::nullopt);
+  CHECK(verdict_on("GET / HTTP/1.0", "Transfer-Encoding: chunked\r\n") == kBad);
+  CHECK(verdict_on(get, "Host: t\r\nTransfer-Encoding: chunked, chunked\r\n") == kBad);
+}
+
+// 501 and 505 tell the client that retrying the same bytes will never work here.
+TEST_CASE("the strict head check names unknown methods, codings and versions", "[http_session][strict]") {
+  using K = caracal::FailureKind;
+  CHECK(verdict_on("BREW /pot HTTP/1.1", "Host: t\r\n") == K::unknown_method);
+  CHECK(verdict_on("get / HTTP/1.1", "Host: t\r\n") == K::unknown_method);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nTransfer-Encoding: gzip\r\n") == K::unknown_transfer_coding);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nTransfer-Encoding: chunked, gzip\r\n") == K::unknown_transfer_coding);
+  CHECK(verdict_on("GET / HTTP/2.0", "Host: t\r\n") == K::unsupported_version);
+  CHECK(verdict_on("GET / HTTP/1.x", "Host: t\r\n") == kBad);
+  CHECK(verdict_on("GET /a b HTTP/1.1", "Host: t\r\n") == kBad);
+  CHECK(verdict_on("GARBAGE", "") == kBad);
+}
+
+// Every limit has its own status, so a client (or its operator) knows which one it hit.
+TEST_CASE("the strict head check gives each overrun limit its own status", "[http_session][strict]") {
+  using K = caracal::FailureKind;
+  caracal::RequestLimits limits;
+  limits.max_request_line = 20;
+  limits.max_header_bytes = 40;
+  limits.max_header_fields = 3;
+  limits.max_body_bytes = 100;
+  CHECK(verdict_on("GET /" + std::string(20, 'a') + " HTTP/1.1", "Host: t\r\n", limits) == K::request_line_too_long);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nX-A: " + std::string(40, 'a') + "\r\n", limits) == K::header_too_large);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n", limits) == K::header_too_large);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nContent-Length: 101\r\n", limits) == K::body_too_large);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nContent-Length: 100\r\n", limits) == std::nullopt);
+  CHECK(caracal::detail::check_partial_head(std::string(21, 'a'), limits) == K::request_line_too_long);
+  CHECK(caracal::detail::check_partial_head("GET / HTTP/1.1\r\n" + std::string(43, 'a'), limits) == K::header_too_large);
+  CHECK(caracal::detail::check_partial_head("GET / HTTP/1.1\r\nHost", limits) == std::nullopt);
+}
+// The strict head check, without a socket:1 ends here
