@@ -18,10 +18,11 @@
 
 namespace {
 
-// One TLS context per bind, in bind order (null for plain binds); throws naming the bind.
-std::vector<std::shared_ptr<caracal::TlsContext>> tls_contexts_from(const caracal::Configuration& config) {
+// One TLS context per listener, in listener order (null for plain ones); throws naming the bind.
+std::vector<std::shared_ptr<caracal::TlsContext>> tls_contexts_for(const std::vector<caracal::Listener>& listeners) {
   std::vector<std::shared_ptr<caracal::TlsContext>> contexts;
-  for (const auto& bind : config.binds) {
+  for (const auto& listener : listeners) {
+    const auto& bind = listener.bind;
     contexts.emplace_back();
     if (bind.scheme != caracal::BindUri::Scheme::ssl) continue;
     try {
@@ -34,7 +35,8 @@ std::vector<std::shared_ptr<caracal::TlsContext>> tls_contexts_from(const caraca
 }
 
 // The worker's knobs, from the directives that tune them.
-caracal::WorkerSettings worker_settings_from(const caracal::Configuration& config) {
+caracal::WorkerSettings worker_settings_from(const caracal::Configuration& config,
+                                             std::vector<std::shared_ptr<caracal::TlsContext>> tls) {
   caracal::WorkerSettings settings;
   settings.min_threads = config.concurrency.min_threads;
   settings.max_threads = config.concurrency.max_threads;
@@ -45,7 +47,7 @@ caracal::WorkerSettings worker_settings_from(const caracal::Configuration& confi
   settings.max_keep_alive = config.max_keep_alive;
   settings.environment = config.environment;
   settings.limits = config.limits;
-  settings.tls = tls_contexts_from(config);
+  settings.tls = std::move(tls);
   return settings;
 }
 // The order of things:3 ends here
@@ -98,14 +100,14 @@ std::string listening_on(const caracal::Configuration& config) {
 
 // [[file:../notes/main.org::*Single mode and cluster mode][Single mode and cluster mode:1]]
 int serve_single(const caracal::Configuration& config, const std::vector<caracal::Listener>& listeners,
-                 caracal::App app) {
+                 caracal::WorkerSettings worker, caracal::App app) {
   caracal::set_process_title("caracal: single (" + listening_on(config) + ")", "caracal");
   auto fds = caracal::listener_fds(listeners);
-  return caracal::run_worker(worker_settings_from(config), fds, std::move(app));
+  return caracal::run_worker(worker, fds, std::move(app));
 }
 
-caracal::ClusterExit serve_cluster(const caracal::Configuration& config,
-                                   std::vector<caracal::Listener>& listeners, caracal::App app) {
+caracal::ClusterExit serve_cluster(const caracal::Configuration& config, std::vector<caracal::Listener>& listeners,
+                                   caracal::WorkerSettings base, caracal::App app) {
   caracal::ClusterSettings settings;
   settings.workers = config.concurrency.workers;
   settings.worker_timeout = config.worker_timeout;
@@ -116,7 +118,6 @@ caracal::ClusterExit serve_cluster(const caracal::Configuration& config,
   settings.listening_on = listening_on(config);
   settings.stop_accepting = [&listeners] { listeners.clear(); };
   auto fds = caracal::listener_fds(listeners);
-  auto base = worker_settings_from(config);
   caracal::Cluster cluster(std::move(settings), [fds, base, app](int index, int heartbeat_fd) {
     auto worker = base;
     worker.index = index;
@@ -142,15 +143,21 @@ int main(int argc, char** argv) {
   auto& config = *loaded;
   if (config.show_help) return std::cout << caracal::usage_text(), 0;
   if (config.show_version) return std::cout << caracal::caracal_version << std::endl, 0;
-  try {
-    tls_contexts_from(config);
-  } catch (const std::exception& error) {
-    std::cerr << "caracal: " << error.what() << std::endl;
+  auto adopted = caracal::adopt_listeners(caracal::process_environment(), ::getpid());
+  if (!adopted) {
+    std::cerr << "caracal: " << adopted.error() << std::endl;
     return 1;
   }
-  auto listeners = caracal::open_listeners(config.binds);
+  auto listeners = caracal::open_listeners_reusing(config.binds, std::move(*adopted));
   if (!listeners) {
     std::cerr << "caracal: " << listeners.error() << std::endl;
+    return 1;
+  }
+  std::vector<std::shared_ptr<caracal::TlsContext>> tls;
+  try {
+    tls = tls_contexts_for(*listeners);
+  } catch (const std::exception& error) {
+    std::cerr << "caracal: " << error.what() << std::endl;
     return 1;
   }
   auto app = choose_app(config);
@@ -161,8 +168,9 @@ int main(int argc, char** argv) {
   if (!write_pidfile(config.pidfile)) return 1;
   print_banner(config);
   caracal::ClusterExit exit;
-  if (config.concurrency.is_clustered()) exit = serve_cluster(config, *listeners, std::move(*app));
-  else exit.status = serve_single(config, *listeners, std::move(*app));
+  auto worker = worker_settings_from(config, std::move(tls));
+  if (config.concurrency.is_clustered()) exit = serve_cluster(config, *listeners, std::move(worker), std::move(*app));
+  else exit.status = serve_single(config, *listeners, std::move(worker), std::move(*app));
   listeners->clear();
   remove_pidfile(config.pidfile);
   if (exit.reraise_signal != 0) {
