@@ -11,11 +11,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -562,7 +564,56 @@ TEST_CASE("after kill -9 of a worker a new one serves and the other's connection
   CHECK(newcomer);
   CHECK(request_on(kept.get(), "/pid") == survivor);
 }
+// Integration tests against the real binary:1 ends here
 
+// [[file:../notes/cluster.org::*Integration tests against the real binary][Integration tests against the real binary:2]]
+namespace {
+
+// True when a thread of `pid` is blocked in nanosleep: the demo app's /sleep is running.
+bool a_thread_is_sleeping(const std::string& pid) {
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + pid + "/task", error)) {
+    std::ifstream syscall_file(task.path() / "syscall");
+    long number = -1;
+    if (syscall_file >> number && (number == SYS_clock_nanosleep || number == SYS_nanosleep)) return true;
+  }
+  return false;
+}
+
+bool becomes_true_within(std::chrono::seconds limit, const std::function<bool()>& condition) {
+  auto until = Clock::now() + limit;
+  while (Clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+}  // namespace
+
+// Puma's known weakness (#2078): a busy worker can win a connection an idle one could serve.
+TEST_CASE("a worker busy with a slow request leaves every new connection to the idle worker", "[integration]") {
+  Server server({"-w", "2", "-t", "1:1"});
+  auto slow = connect_to(server.port);
+  REQUIRE(slow);
+  auto busy_pid = request_on(slow.get(), "/pid");
+  REQUIRE(busy_pid);
+  const std::string sleep = "GET /sleep?ms=5000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(::send(slow.get(), sleep.data(), sleep.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(sleep.size()));
+  REQUIRE(becomes_true_within(20s, [&] { return a_thread_is_sleeping(*busy_pid); }));
+
+  std::map<std::string, int> answered_by;
+  for (int i = 0; i < 100; ++i) answered_by[http_get(server.port, "/pid").value_or("no answer")] += 1;
+  CHECK(answered_by.size() == 1);
+  CHECK(answered_by.count(*busy_pid) == 0);
+  CHECK(answered_by.count("no answer") == 0);
+
+  char byte;
+  CHECK(::recv(slow.get(), &byte, 1, MSG_DONTWAIT | MSG_PEEK) == -1);  // the slow response is still pending
+}
+// Integration tests against the real binary:2 ends here
+
+// [[file:../notes/cluster.org::*Integration tests against the real binary][Integration tests against the real binary:3]]
 // A graceful stop lets the request in flight finish, then the port is closed.
 TEST_CASE("SIGTERM lets an in-flight request finish, then refuses connections and exits like Puma", "[integration]") {
   // One worker, so that /stats is answered by the worker that runs the slow request.
@@ -630,4 +681,4 @@ TEST_CASE("a port that is taken makes the binary exit 1 naming the URI", "[integ
   CHECK(WEXITSTATUS(status) == 1);
   CHECK(text == "caracal: " + uri + ": Address already in use\n");
 }
-// Integration tests against the real binary:1 ends here
+// Integration tests against the real binary:3 ends here
