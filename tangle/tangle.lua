@@ -36,8 +36,14 @@ if SOURCEMAP == '' then SOURCEMAP = nil end
 local OWNED = os.getenv('CARACAL_OWNED') or 'src tests diagrams:mmd'
 
 local errors = {}
+local seen_errors = {}
+-- Records an error once; a nil place means "parse quietly" (already checked).
 local function report(place, message)
-  errors[#errors + 1] = place .. ': ' .. message
+  if not place then return end
+  local text = place .. ': ' .. message
+  if seen_errors[text] then return end
+  seen_errors[text] = true
+  errors[#errors + 1] = text
 end
 
 ---------------------------------------------------------------------------
@@ -105,8 +111,8 @@ local function balanced_split(s)
   while i <= #s do
     local c = s:sub(i, i)
     if c == '"' and s:sub(i - 1, i - 1) ~= '\\' then quoted = not quoted
-    elseif not quoted and c == '(' then depth = depth + 1
-    elseif not quoted and c == ')' then depth = math.max(0, depth - 1)
+    elseif not quoted and (c == '(' or c == '[') then depth = depth + 1
+    elseif not quoted and (c == ')' or c == ']') then depth = math.max(0, depth - 1)
     elseif not quoted and depth == 0 and c == ':' and (i == 1 or s:sub(i - 1, i - 1):match('[ \t]')) then
       pieces[#pieces + 1] = s:sub(start, i - 1)
       start = i + 1
@@ -189,13 +195,11 @@ end
 
 local lesser_blocks = { src = true, example = true, export = true, comment = true, verse = true }
 
+-- A heading is stars followed by a space (Org's outline regexp "\\*+ "); a tab
+-- or nothing after the stars makes an ordinary line.
 local function heading_of(line)
-  local stars, rest = line:match('^(%*+)[ \t]+(.*)$')
-  if not stars then
-    stars = line:match('^(%*+)$')
-    if not stars then return nil end
-    rest = ''
-  end
+  local stars, rest = line:match('^(%*+) (.*)$')
+  if not stars then return nil end
   return #stars, rest
 end
 
@@ -251,7 +255,6 @@ local function scan(note, text)
         h.line = i
         h.parent = heading
         while h.parent and h.parent.level >= level do h.parent = h.parent.parent end
-        h.hidden = h.commented or h.archived or (h.parent ~= nil and h.parent.hidden)
         s.headings[#s.headings + 1] = h
         heading = h
       else
@@ -316,6 +319,13 @@ read_src_block = function(s, i, indent, tail, heading, out)
     return last
   end
   local switches, args = (rest or ''):match('^([^:]*)(.*)$')
+  -- -i changes what is tangled and is honoured; -n/+n only number exported
+  -- lines.  Others (-r, -l, -k: coderefs) would change the bytes: refused.
+  for switch in switches:gmatch('%S+') do
+    if not (switch == '-i' or switch:match('^[-+]n%d*$')) then
+      report(place, 'source block switch ' .. switch .. ' is not supported (only -i, -n, +n)')
+    end
+  end
   local name, headers = affiliated_keywords(s.lines, i)
   local block = {
     line = i, last = last, lang = lang, switches = trim(switches), args = args,
@@ -392,7 +402,11 @@ local function attach_properties(s, view)
     if not dropped then kept[#kept + 1] = h end
   end
   if #kept ~= #view.headers then
-    report(s.note, 'pandoc saw ' .. #view.headers .. ' headings where the scanner saw ' .. #kept)
+    local k = 1
+    while kept[k] and view.headers[k] and kept[k].level == view.headers[k].level do k = k + 1 end
+    local where = kept[k] and (s.note .. ':' .. kept[k].line) or s.note
+    report(where, 'pandoc saw ' .. #view.headers .. ' headings where the scanner saw ' .. #kept ..
+      '; the outlines part here')
     return
   end
   for k, h in ipairs(kept) do
@@ -403,7 +417,11 @@ local function attach_properties(s, view)
     h.properties = {}
     for _, kv in ipairs(ph.properties) do
       local name, plus, value = header_args_property(kv[1], kv[2])
-      if name then h.properties[#h.properties + 1] = { name = name, plus = plus, value = value } end
+      if name then
+        h.properties[#h.properties + 1] = { name = name, plus = plus, value = value }
+        -- Checked once, at the heading that sets it, not at every block inheriting it.
+        check_args(parse_header_args(value, s.note .. ':' .. h.line), s.note .. ':' .. h.line)
+      end
     end
   end
 end
@@ -473,11 +491,11 @@ end
 local function block_params(s, block, file_props)
   local place = block.place
   local lists = { defaults }
+  -- Inherited values were checked where they are written (attach_properties,
+  -- check_file_properties); reading them again here reports nothing.
   local function from_property(name)
     local value = inherited_property(block.heading, file_props, name)
-    local list = parse_header_args(value, place)
-    check_args(list, place)
-    lists[#lists + 1] = list
+    lists[#lists + 1] = parse_header_args(value, nil)
   end
   from_property('header-args')
   from_property('header-args:' .. block.lang)
@@ -745,7 +763,7 @@ local function org_comment_text(ctx, block)
   local lines = ctx.scan.lines
   local start_line, start_col = 1, 1
   if block.heading then
-    local stars = lines[block.heading.line]:match('^%*+[ \t]')
+    local stars = lines[block.heading.line]:match('^%*+ ') or ''
     start_line, start_col = block.heading.line, #stars + 1
   end
   local previous = ctx.previous_block[block]
@@ -782,11 +800,43 @@ local function org_trim(lines)
   return out
 end
 
+local function owned_folders()
+  local folders = {}
+  for spec in OWNED:gmatch('%S+') do
+    local folder, suffix = spec:match('^([^:]+):?(.*)$')
+    folders[#folders + 1] = { folder = folder, suffix = suffix ~= '' and suffix or nil }
+  end
+  return folders
+end
+
+-- Whether a generated file may live at `path`: inside one of the owned folders
+-- (with its suffix, if one is named), so that no note can overwrite the
+-- tangler, another note or a git hook.  "none" lifts the rule (fixtures).
+local function inside_owned_folders(path)
+  if OWNED == 'none' then return true end
+  for _, f in ipairs(owned_folders()) do
+    if path:sub(1, #f.folder + 1) == f.folder .. '/' and
+       (not f.suffix or path:sub(-#f.suffix - 1) == '.' .. f.suffix) then
+      return true
+    end
+  end
+  return false
+end
+
+local function owned_description()
+  local names = {}
+  for _, f in ipairs(owned_folders()) do names[#names + 1] = f.folder .. '/' .. (f.suffix and ('*.' .. f.suffix) or '') end
+  return table.concat(names, ', ')
+end
+
+local tangle_extensions = { ['emacs-lisp'] = 'el', elisp = 'el' }  -- org-babel-tangle-lang-exts under emacs -Q
+
 local function target_path(ctx, block)
   local tangle = block.params[':tangle']
   local path
+  if tangle:match("^[(`']") then return nil end  -- a Lisp value, already reported
   if tangle == 'yes' then
-    path = ctx.note:gsub('%.org$', '') .. '.' .. block.lang
+    path = ctx.note:gsub('%.org$', '') .. '.' .. (tangle_extensions[block.lang] or block.lang)
   else
     if tangle:sub(1, 1) == '/' or tangle:sub(1, 1) == '~' then
       report(block.place, 'tangle target "' .. tangle .. '" is absolute; name a path inside the repository')
@@ -796,6 +846,11 @@ local function target_path(ctx, block)
   end
   if not path or path == '' or path:sub(1, 2) == '..' then
     report(block.place, 'tangle target "' .. tangle .. '" is outside the repository')
+    return nil
+  end
+  if not inside_owned_folders(path) then
+    report(block.place, 'tangle target "' .. path .. '" is not in ' .. owned_description() ..
+      ', where generated files live')
     return nil
   end
   return path
@@ -808,6 +863,10 @@ local function tangle_note(note)
   local view = read_with_pandoc(s)
   attach_properties(s, view)
   local file_props = file_properties(view)
+  for n, line in ipairs(s.lines) do
+    local key, value = line:match('^[ \t]*#%+[Pp][Rr][Oo][Pp][Ee][Rr][Tt][Yy]:[ \t]*(header%-args%S*)[ \t]*(.*)$')
+    if key then check_args(parse_header_args(value, s.note .. ':' .. n), s.note .. ':' .. n) end
+  end
   local ctx = { note = note, note_dir = dirname(note), scan = s, named = {}, collections = {}, previous_block = {} }
 
   -- Count blocks per heading (Org numbers every block of a section), then
@@ -818,11 +877,20 @@ local function tangle_note(note)
     b.counter = counter
     ctx.previous_block[b] = previous
     previous = b
-    local hidden = b.heading and b.heading.hidden
+    -- Under a COMMENT heading a block does not exist for Org (nor for pandoc);
+    -- under an :ARCHIVE: one it is not tangled but still answers references.
+    local h = b.heading
+    b.commented, b.archived = false, false
+    while h do
+      b.commented = b.commented or h.commented
+      b.archived = b.archived or h.archived
+      h = h.parent
+    end
     if b.lang == 'C++' or b.lang == 'c++' then
       report(b.place, 'language "' .. b.lang .. '": Org maps it to no mode and mangles it; write cpp')
-    elseif not hidden then
-      if not view.seen[b.line] then
+    elseif not b.commented then
+      -- pandoc drops an archived subtree's blocks as well: expected, not lost.
+      if not view.seen[b.line] and not b.archived then
         report(b.place, 'source block not seen by pandoc\'s org reader; it would be lost')
       end
       b.params = block_params(s, b, file_props)
@@ -843,7 +911,7 @@ local function tangle_note(note)
   end
 
   for _, b in ipairs(s.blocks) do
-    if b.params and b.params[':tangle'] ~= 'no' then
+    if b.params and not b.archived and b.params[':tangle'] ~= 'no' then
       local path = target_path(ctx, b)
       if path then
         local lines = b.body
@@ -931,14 +999,6 @@ local function list_files(folder, suffix)
   return found
 end
 
-local function owned_folders()
-  local folders = {}
-  for spec in OWNED:gmatch('%S+') do
-    local folder, suffix = spec:match('^([^:]+):?(.*)$')
-    folders[#folders + 1] = { folder = folder, suffix = suffix ~= '' and suffix or nil }
-  end
-  return folders
-end
 
 local function check_orphans()
   for _, f in ipairs(owned_folders()) do
@@ -1017,6 +1077,10 @@ function Pandoc(doc)
   local changed = 0
   for _, r in ipairs(results) do
     local old = read_file(OUT .. '/' .. r.path)
+    if old == r.text and r.shebang and MODE ~= 'check' and
+       not os.execute('[ -x "' .. OUT .. '/' .. r.path .. '" ]') then
+      os.execute('chmod 755 "' .. OUT .. '/' .. r.path .. '"')  -- same text, lost its mode
+    end
     if old ~= r.text then
       changed = changed + 1
       if MODE == 'check' then
@@ -1028,7 +1092,10 @@ function Pandoc(doc)
           os.exit(1)
         end
         local ok, err = write_atomically(r.path, r.text, r.shebang, r.mkdirp)
-        if not ok then io.stderr:write(r.path, ': ', tostring(err), '\n'); os.exit(1) end
+        if not ok then
+          io.stderr:write(note_files[r.path].place, ': cannot write ', r.path, ': ', tostring(err), '\n')
+          os.exit(1)
+        end
       end
     end
   end
