@@ -31,10 +31,11 @@ function freePort() {
   });
 }
 
-// caracal itself when it is built, else python3's http.server.
+// caracal itself when CARACAL_BIN is set (it must exist), else python3's http.server.
 function startServer(port) {
   const bin = process.env.CARACAL_BIN;
-  const [cmd, args, name] = bin && fs.existsSync(bin)
+  if (bin && !fs.existsSync(bin)) throw new Error(`CARACAL_BIN=${bin} does not exist; build it first`);
+  const [cmd, args, name] = bin
     ? [bin, ["-w", "1", "-t", "1:2", "-b", `tcp://127.0.0.1:${port}`, "--root", siteDir], "caracal"]
     : ["python3", ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", siteDir], "python3 http.server"];
   // python's access log would bury the test's own lines; caracal's stderr stays.
@@ -165,7 +166,9 @@ async function main() {
   if (!check(fs.existsSync(path.join(siteDir, "index.html")), "build/site/index.html exists (make site)")) return;
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const { child, name } = startServer(port);
+  let server;
+  try { server = startServer(port); } catch (err) { check(false, "the server under test starts", err.message); return; }
+  const { child, name } = server;
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "caracal-site-test-"));
   let browser = null;
   try {
