@@ -140,11 +140,12 @@ Configuration apply_layer(Configuration config, const ConfigLayer& layer) {
   take(config.limits.max_body_bytes, layer.http_content_length_limit);
   // Binds replace, never merge: see "Precedence".
   if (!layer.binds.empty()) config.binds = layer.binds;
+  for (const auto& [name, origin] : layer.origins) config.origins[name] = origin;
   return config;
 }
 // The resolved configuration:3 ends here
 
-// [[file:../notes/configuration.org::*Splitting a line into a name and arguments][Splitting a line into a name and arguments:4]]
+// [[file:../notes/configuration.org::*Splitting a line into a name and arguments][Splitting a line into a name and arguments:5]]
 namespace detail {
 
 // A directive line taken apart: name, then arguments.
@@ -171,7 +172,12 @@ Outcome<ConfigLine> split_config_line(std::string_view line) {
       char quote = line[at++];
       std::string text;
       while (at < line.size() && line[at] != quote) {
-        if (quote == '"' && line[at] == '\\' && at + 1 < line.size()) ++at;
+        const bool escape = line[at] == '\\' && at + 1 < line.size();
+        if (quote == '"' && escape && line[at + 1] != '"' && line[at + 1] != '\\')
+          return fail(std::string("unsupported escape '\\") + line[at + 1] + "' (only \\\" and \\\\)");
+        if (quote == '"' && line[at] == '#' && at + 1 < line.size() && std::string_view("{@$").find(line[at + 1]) != std::string_view::npos)
+          return fail("string interpolation is Ruby, not caracal");
+        if (line[at] == '\\' && at + 1 < line.size() && (line[at + 1] == quote || line[at + 1] == '\\')) ++at;
         text += line[at++];
       }
       if (at >= line.size()) return fail("unterminated string");
@@ -195,11 +201,13 @@ Outcome<ConfigLine> split_config_line(std::string_view line) {
     }
   }
   if (parenthesised != (at < line.size() && line[at] == ')')) return fail("unbalanced parentheses");
+  if (parenthesised) { ++at; skip_spaces(); }
+  if (at < line.size() && line[at] != '#') return fail("unexpected text after ')'");
   return parsed;
 }
 
 }  // namespace detail
-// Splitting a line into a name and arguments:4 ends here
+// Splitting a line into a name and arguments:5 ends here
 
 // [[file:../notes/configuration.org::*The directive table][The directive table:1]]
 namespace {
@@ -220,9 +228,18 @@ std::optional<std::string> read_count(const ConfigArgument& arg, std::optional<i
   return std::nullopt;
 }
 
-std::optional<std::string> read_seconds(const ConfigArgument& arg, std::optional<std::chrono::seconds>& target) {
+// For the counts and timeouts where 0 would break the server rather than mean something.
+std::optional<std::string> read_positive(const ConfigArgument& arg, std::optional<int>& target) {
+  auto n = arg.quoted ? std::nullopt : parse_count(arg.text);
+  if (!n || *n == 0) return "expected a positive whole number, got '" + arg.text + "'";
+  target = *n;
+  return std::nullopt;
+}
+
+std::optional<std::string> read_seconds(const ConfigArgument& arg, std::optional<std::chrono::seconds>& target,
+                                        bool zero_allowed) {
   std::optional<int> n;
-  if (auto error = read_count(arg, n)) return error;
+  if (auto error = zero_allowed ? read_count(arg, n) : read_positive(arg, n)) return error;
   target = std::chrono::seconds(*n);
   return std::nullopt;
 }
@@ -243,7 +260,10 @@ std::optional<std::string> read_bool(const ConfigArgument& arg, std::optional<bo
 
 // [[file:../notes/configuration.org::*The directive table][The directive table:5]]
 #define CARACAL_COUNT(member) [](const Args& a, ConfigLayer& l) { return read_count(a[0], l.member); }
-#define CARACAL_SECONDS(member) [](const Args& a, ConfigLayer& l) { return read_seconds(a[0], l.member); }
+#define CARACAL_POSITIVE(member) [](const Args& a, ConfigLayer& l) { return read_positive(a[0], l.member); }
+#define CARACAL_SECONDS(member) [](const Args& a, ConfigLayer& l) { return read_seconds(a[0], l.member, false); }
+#define CARACAL_SECONDS_OR_ZERO(member) \
+  [](const Args& a, ConfigLayer& l) { return read_seconds(a[0], l.member, true); }
 #define CARACAL_STRING(member) [](const Args& a, ConfigLayer& l) { return read_string(a[0], l.member); }
 
 const Directive directives[] = {
@@ -279,23 +299,25 @@ const Directive directives[] = {
     {"environment", 1, 1, CARACAL_STRING(environment)},
     {"worker_timeout", 1, 1, CARACAL_SECONDS(worker_timeout)},
     {"worker_boot_timeout", 1, 1, CARACAL_SECONDS(worker_boot_timeout)},
-    {"worker_shutdown_timeout", 1, 1, CARACAL_SECONDS(worker_shutdown_timeout)},
+    {"worker_shutdown_timeout", 1, 1, CARACAL_SECONDS_OR_ZERO(worker_shutdown_timeout)},
     {"worker_check_interval", 1, 1, CARACAL_SECONDS(worker_check_interval)},
     {"persistent_timeout", 1, 1, CARACAL_SECONDS(persistent_timeout)},
     {"first_data_timeout", 1, 1, CARACAL_SECONDS(first_data_timeout)},
-    {"max_keep_alive", 1, 1, CARACAL_COUNT(max_keep_alive)},
+    {"max_keep_alive", 1, 1, CARACAL_POSITIVE(max_keep_alive)},
     {"pidfile", 1, 1, CARACAL_STRING(pidfile)},
     {"root", 1, 1, CARACAL_STRING(root)},
     {"raise_exception_on_sigterm", 1, 1,
      [](const Args& a, ConfigLayer& l) { return read_bool(a[0], l.raise_exception_on_sigterm); }},
-    {"max_request_line_length", 1, 1, CARACAL_COUNT(max_request_line_length)},
-    {"max_header_size", 1, 1, CARACAL_COUNT(max_header_size)},
-    {"max_header_fields", 1, 1, CARACAL_COUNT(max_header_fields)},
-    {"http_content_length_limit", 1, 1, CARACAL_COUNT(http_content_length_limit)},
+    {"max_request_line_length", 1, 1, CARACAL_POSITIVE(max_request_line_length)},
+    {"max_header_size", 1, 1, CARACAL_POSITIVE(max_header_size)},
+    {"max_header_fields", 1, 1, CARACAL_POSITIVE(max_header_fields)},
+    {"http_content_length_limit", 1, 1, CARACAL_POSITIVE(http_content_length_limit)},
 };
 
 #undef CARACAL_COUNT
+#undef CARACAL_POSITIVE
 #undef CARACAL_SECONDS
+#undef CARACAL_SECONDS_OR_ZERO
 #undef CARACAL_STRING
 // The directive table:5 ends here
 
@@ -323,6 +345,16 @@ std::string unknown_directive_message(std::string_view name) {
   if (best && edit_distance(name, best->name) <= 2)
     message += " (did you mean '" + std::string(best->name) + "'?)";
   return message;
+}
+
+// `threads` sets two values; every other directive sets the one named after it.
+void record_origin(Origins& origins, std::string_view directive, const std::string& origin) {
+  if (directive != "threads") {
+    origins[std::string(directive)] = origin;
+    return;
+  }
+  origins["min_threads"] = origin;
+  origins["max_threads"] = origin;
 }
 
 std::string argument_count_message(const Directive& d, std::size_t got) {
@@ -354,17 +386,32 @@ Outcome<ConfigLayer> parse_config_text(std::string_view text, std::string_view f
     if (parsed->args.size() < d->min_args || parsed->args.size() > d->max_args)
       return fail(argument_count_message(*d, parsed->args.size()));
     if (auto error = d->store(parsed->args, layer)) return fail(std::string(d->name) + ": " + *error);
+    record_origin(layer.origins, d->name, std::string(file_name) + ":" + std::to_string(line_number));
   }
   return layer;
 }
 // Applying a file:2 ends here
 
 // [[file:../notes/configuration.org::*The environment layer][The environment layer:2]]
+namespace {
+// The variables concurrency_from_environment reads, in its order of preference.
+void record_environment_origins(const EnvironmentLookup& env, Origins& origins) {
+  auto first_set = [&](const char* key, std::initializer_list<const char*> names) {
+    for (auto name : names)
+      if (env(name)) { origins[key] = name; return; }
+  };
+  first_set("workers", {"WEB_CONCURRENCY"});
+  first_set("min_threads", {"PUMA_MIN_THREADS", "RAILS_MIN_THREADS"});
+  first_set("max_threads", {"PUMA_MAX_THREADS", "RAILS_MAX_THREADS"});
+}
+}  // namespace
+
 Outcome<Configuration> apply_environment(Configuration config, const EnvironmentLookup& env) {
   auto fail = [](const std::string& why) { return Outcome<Configuration>::failure("caracal: " + why); };
   auto model = concurrency_from_environment(config.concurrency, env);
   if (!model) return fail(model.error());
   config.concurrency = *model;
+  record_environment_origins(env, config.origins);
   if (auto port = env("PORT")) {
     auto bind = parse_port(*port) ? parse_bind_uri("tcp://0.0.0.0:" + *port)
                                   : Outcome<BindUri>::failure("expected a port number (0-65535), got '" + *port + "'");
@@ -404,6 +451,15 @@ std::optional<std::string> apply_threads_flag(const std::string& value, ConfigLa
   return without_threads_prefix(check_concurrency(ConcurrencyModel{0, *min, *max}));
 }
 
+// An empty name would silently mean "no file", and a second -C would silently win.
+std::optional<std::string> apply_config_flag(const std::string& value, CommandLine& line) {
+  if (value.empty()) return std::string("expected a file name, got an empty one");
+  if (!line.config_file.empty())
+    return "given twice ('" + line.config_file + "', then '" + value + "'); caracal reads one file";
+  line.config_file = value;
+  return std::nullopt;
+}
+
 std::optional<std::string> apply_bind_flag(const std::string& value, ConfigLayer& layer) {
   auto bind = parse_bind_uri(value);
   if (!bind) return bind.error();
@@ -421,7 +477,7 @@ bool flag_takes_value(std::string_view flag) {
 }
 
 std::optional<std::string> apply_flag(const std::string& flag, const std::string& value, CommandLine& line) {
-  if (flag == "-C" || flag == "--config") { line.config_file = value; return std::nullopt; }
+  if (flag == "-C" || flag == "--config") return apply_config_flag(value, line);
   if (flag == "-w" || flag == "--workers") {
     line.layer.workers = parse_count(value);
     return line.layer.workers ? std::nullopt : std::optional<std::string>("expected a whole number, got '" + value + "'");
@@ -464,12 +520,22 @@ Outcome<CommandLine> parse_command_line(std::span<const std::string> args) {
       return fail(flag, "missing value");
     }
     if (auto error = apply_flag(flag, value, line)) return fail(flag, *error);
+    if (flag == "-w" || flag == "--workers") record_origin(line.layer.origins, "workers", flag);
+    if (flag == "-t" || flag == "--threads") record_origin(line.layer.origins, "threads", flag);
   }
   return line;
 }
 // Command-line flags:6 ends here
 
 // [[file:../notes/configuration.org::*Loading: all layers in order][Loading: all layers in order:3]]
+namespace {
+// "c.rb:3", "PUMA_MIN_THREADS", "-t", or "the default" when no layer set it.
+std::string origin_of(const Configuration& config, std::string_view value) {
+  auto found = config.origins.find(value);
+  return found == config.origins.end() ? std::string("the default") : found->second;
+}
+}  // namespace
+
 FileReader disk_reader() {
   return [](const std::string& path) -> Outcome<std::string> {
     std::ifstream in(path, std::ios::binary);
@@ -501,11 +567,17 @@ Outcome<Configuration> load_configuration(std::span<const std::string> args, con
     config.config_file = line->config_file;
   }
   config = apply_layer(std::move(config), line->layer);
-  if (auto error = check_concurrency(config.concurrency)) return fail(*error);
+  const auto& model = config.concurrency;
+  if (model.min_threads > model.max_threads)
+    return fail("threads: minimum " + std::to_string(model.min_threads) + " (" + origin_of(config, "min_threads") +
+                ") is greater than maximum " + std::to_string(model.max_threads) + " (" +
+                origin_of(config, "max_threads") + ")");
+  if (auto error = check_concurrency(model)) return fail(*error);
   if (config.worker_timeout <= config.worker_check_interval)
-    return fail("worker_timeout (" + std::to_string(config.worker_timeout.count()) +
-                " s) must be greater than worker_check_interval (" +
-                std::to_string(config.worker_check_interval.count()) + " s)");
+    return fail("worker_timeout " + std::to_string(config.worker_timeout.count()) + " s (" +
+                origin_of(config, "worker_timeout") + ") must be greater than worker_check_interval " +
+                std::to_string(config.worker_check_interval.count()) + " s (" +
+                origin_of(config, "worker_check_interval") + ")");
   if (config.binds.empty()) config.binds.push_back(*parse_bind_uri(default_bind));
   return config;
 }

@@ -6,6 +6,7 @@
 #include "lowlevel_error_handler.hpp"
 
 #include <chrono>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,10 @@ Outcome<BindUri> parse_bind_uri(std::string_view uri);
 // Bind URIs:1 ends here
 
 // [[file:../notes/configuration.org::*The resolved configuration][The resolved configuration:1]]
+// Where each value came from: "FILE:LINE", an environment variable or a flag, keyed by
+// "workers", "min_threads", "max_threads" or the directive's name. No entry: the default.
+using Origins = std::map<std::string, std::string, std::less<>>;
+
 // Everything the process side needs, after every layer has been applied.
 struct Configuration {
   ConcurrencyModel concurrency;
@@ -49,6 +54,7 @@ struct Configuration {
   bool raise_exception_on_sigterm = true;
   RequestLimits limits;     // max_request_line_length ... http_content_length_limit
   std::string config_file;  // empty = none was given
+  Origins origins;          // for the errors about values from different layers
   bool show_help = false;
   bool show_version = false;
 };
@@ -67,6 +73,7 @@ struct ConfigLayer {
   std::optional<bool> raise_exception_on_sigterm;
   std::optional<int> max_request_line_length, max_header_size, max_header_fields,
       http_content_length_limit;
+  Origins origins;  // where this layer set each of the values above
 };
 
 // `config` with every member that `layer` sets replaced.

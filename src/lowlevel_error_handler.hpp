@@ -20,6 +20,7 @@ enum class FailureKind {
   app_exception, unsendable_body, bad_request, unknown_method, unknown_transfer_coding,
   unsupported_version, request_line_too_long, header_too_large, body_too_large,
   body_timeout, forced_shutdown, stream_failed, head_timeout, client_gone,
+  count  // not a failure: how many kinds there are, for a test that visits each one
 };
 
 struct Failure {
@@ -37,6 +38,13 @@ struct FailureRule {
   bool logged, handler_called, closes_connection;
 };
 const FailureRule& rule_for(FailureKind kind);
+
+namespace detail {
+// The row of `kind`, or nullptr when the table lacks one (rule_for then answers 500).
+const FailureRule* find_rule(FailureKind kind);
+// `text` on one line: control bytes and backslashes written as escapes (\n, \x1b, \\).
+std::string escaped_for_log(std::string_view text);
+}  // namespace detail
 // The interface:2 ends here
 
 // [[file:../notes/lowlevel-error-handler.org::*The interface][The interface:3]]

@@ -8,8 +8,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
+#include <memory>
+#include <mutex>
 
 namespace caracal {
 namespace fs = std::filesystem;
@@ -340,11 +343,39 @@ Response serve_static_request(const fs::path& root, const Request& request) {
 // Answering:9 ends here
 
 // [[file:../notes/static-files.org::*Answering][Answering:10]]
+namespace {
+// The root as given, canonical from the first moment it exists; shared by every pool thread.
+class StaticRoot {
+ public:
+  explicit StaticRoot(const fs::path& given) : stand_in_(fs::absolute(given).lexically_normal()) { try_resolve(); }
+
+  // The canonical root, or the lexical stand-in while the directory does not exist.
+  const fs::path& current() {
+    if (!resolved_.load(std::memory_order_acquire)) try_resolve();
+    return resolved_.load(std::memory_order_acquire) ? canonical_ : stand_in_;
+  }
+
+ private:
+  void try_resolve() {
+    std::lock_guard lock(mutex_);
+    if (resolved_.load(std::memory_order_relaxed)) return;
+    std::error_code error;
+    fs::path found = fs::canonical(stand_in_, error);
+    if (error) return;
+    canonical_ = std::move(found);
+    resolved_.store(true, std::memory_order_release);
+  }
+
+  const fs::path stand_in_;
+  std::mutex mutex_;
+  fs::path canonical_;  // written once, under mutex_, before resolved_ is set
+  std::atomic<bool> resolved_{false};
+};
+}  // namespace
+
 App static_files_app(fs::path root) {
-  std::error_code error;
-  fs::path canonical_root = fs::canonical(root, error);
-  if (error) canonical_root = fs::absolute(root).lexically_normal();
-  return [canonical_root](Request& request) { return serve_static_request(canonical_root, request); };
+  auto shared_root = std::make_shared<StaticRoot>(root);
+  return [shared_root](Request& request) { return serve_static_request(shared_root->current(), request); };
 }
 
 }  // namespace caracal

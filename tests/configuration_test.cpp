@@ -162,6 +162,16 @@ TEST_CASE("a backslash escapes a quote inside a double-quoted string") {
   CHECK(layer.environment == "say \"hi\"");
 }
 
+// A copied line must mean what Ruby would make of it, or be refused: never a third reading.
+TEST_CASE("strings read like Ruby's or are refused") {
+  CHECK(parse_ok(R"(environment 'it\'s')").environment == "it's");
+  CHECK(parse_ok(R"(pidfile 'C:\tmp\x.pid')").pidfile == R"(C:\tmp\x.pid)");
+  CHECK(parse_ok(R"(pidfile "a\\b")").pidfile == R"(a\b)");
+  CHECK(parse_error(R"(environment "a\nb")") == R"(caracal.conf:1: unsupported escape '\n' (only \" and \\))");
+  CHECK(parse_error(R"(environment "#{ENV['X']}")") == "caracal.conf:1: string interpolation is Ruby, not caracal");
+  CHECK(parse_ok(R"(bind "unix:///tmp/#1.sock")").binds.at(0).path == "/tmp/#1.sock");
+}
+
 // The most common mistake is a typo; the message must point at the line and the fix.
 TEST_CASE("an unknown directive names the line and suggests the closest name") {
   CHECK(parse_error("workers 2\n\nwrokers 2\n") ==
@@ -175,7 +185,7 @@ TEST_CASE("bad arguments are reported with the directive and line") {
   CHECK(parse_error("threads 4") == "caracal.conf:1: threads: expected 2 arguments, got 1");
   CHECK(parse_error("port 1, \"h\", 3") == "caracal.conf:1: port: expected 1 or 2 arguments, got 3");
   CHECK(parse_error("workers two") == "caracal.conf:1: workers: expected a whole number, got 'two'");
-  CHECK(parse_error("worker_timeout -5") == "caracal.conf:1: worker_timeout: expected a whole number, got '-5'");
+  CHECK(parse_error("worker_timeout -5") == "caracal.conf:1: worker_timeout: expected a positive whole number, got '-5'");
   CHECK(parse_error("threads 8, 4") == "caracal.conf:1: threads: minimum 8 is greater than maximum 4");
   CHECK(parse_error("threads 0, 0") == "caracal.conf:1: threads: maximum must be at least 1, got 0");
   CHECK(parse_error("pidfile x.pid") == "caracal.conf:1: pidfile: expected a quoted string, got 'x.pid'");
@@ -195,6 +205,28 @@ TEST_CASE("malformed lines are rejected with what was expected") {
   CHECK(parse_error("threads(1, 4") == "caracal.conf:1: unbalanced parentheses");
   CHECK(parse_error("workers , 2") == "caracal.conf:1: expected an argument");
   CHECK(parse_error("\"workers\" 2") == "caracal.conf:1: expected a directive name");
+}
+
+// Ruby would reject what follows a closing parenthesis; half-reading the line would hide the slip.
+TEST_CASE("only spaces or a comment may follow a closing parenthesis") {
+  CHECK(parse_error("threads(1, 4) junk") == "caracal.conf:1: unexpected text after ')'");
+  CHECK(parse_error("threads(1,4))") == "caracal.conf:1: unexpected text after ')'");
+  CHECK(parse_error("workers 2)") == "caracal.conf:1: unbalanced parentheses");
+  CHECK(parse_ok("threads(1, 4)  # pool\n").max_threads == 4);
+}
+
+// A zero here is a busy loop, a connection closed at once or every request refused.
+TEST_CASE("zero is refused for the counts and timeouts that it would break") {
+  for (std::string name : {"worker_timeout", "worker_boot_timeout", "worker_check_interval", "persistent_timeout",
+                           "first_data_timeout", "max_keep_alive", "max_request_line_length", "max_header_size",
+                           "max_header_fields", "http_content_length_limit"}) {
+    INFO(name);
+    CHECK(parse_error("workers 1\n" + name + " 0\n") ==
+          "caracal.conf:2: " + name + ": expected a positive whole number, got '0'");
+  }
+  auto layer = parse_ok("workers 0\nthreads 0, 1\nworker_shutdown_timeout 0\nport 0\n");
+  CHECK(layer.workers == 0);
+  CHECK(layer.worker_shutdown_timeout == std::chrono::seconds(0));
 }
 // Applying a file:3 ends here
 
@@ -279,6 +311,14 @@ TEST_CASE("bad flags are reported as caracal: FLAG: message") {
   CHECK(flags_error({"--wat"}) == "caracal: unknown option '--wat' (see --help)");
   CHECK(flags_error({"config.ru"}) == "caracal: unexpected argument 'config.ru'");
 }
+
+// An empty or repeated -C would silently read no file, or only the last one.
+TEST_CASE("an empty or repeated -C is an error instead of a dropped file") {
+  CHECK(flags_error({"--config="}) == "caracal: --config: expected a file name, got an empty one");
+  CHECK(flags_error({"-C", ""}) == "caracal: -C: expected a file name, got an empty one");
+  CHECK(flags_error({"-C", "a.rb", "--config", "b.rb"}) ==
+        "caracal: --config: given twice ('a.rb', then 'b.rb'); caracal reads one file");
+}
 // Command-line flags:7 ends here
 
 // [[file:../notes/configuration.org::*Loading: all layers in order][Loading: all layers in order:4]]
@@ -336,11 +376,24 @@ TEST_CASE("a bad file line, a missing file and cross-layer conflicts are errors"
         "c.rb:2: unknown directive 'wrokers' (did you mean 'workers'?)");
   CHECK(load({"-C", "nope.rb"}).error() == "caracal: -C: cannot read 'nope.rb': No such file or directory");
   CHECK(load({"-t", "1:4"}, {{"PUMA_MIN_THREADS", "8"}}).ok());
-  CHECK(load({}, {{"PUMA_MIN_THREADS", "8"}}).error() == "caracal: threads: minimum 8 is greater than maximum 5");
+  CHECK(load({}, {{"PUMA_MIN_THREADS", "8"}}).error() ==
+        "caracal: threads: minimum 8 (PUMA_MIN_THREADS) is greater than maximum 5 (the default)");
   CHECK(load({"-C", "c.rb"}, {}, "worker_timeout 5\n").error() ==
-        "caracal: worker_timeout (5 s) must be greater than worker_check_interval (5 s)");
+        "caracal: worker_timeout 5 s (c.rb:1) must be greater than worker_check_interval 5 s (the default)");
   CHECK(load({}, {{"WEB_CONCURRENCY", "many"}}).error() ==
         "caracal: WEB_CONCURRENCY: expected a whole number, got 'many'");
+}
+
+// Two values that clash may come from different layers; the message must say where to look for each.
+TEST_CASE("a conflict between layers names where each of its values came from") {
+  CHECK(load({}, {{"PUMA_MIN_THREADS", "8"}, {"RAILS_MAX_THREADS", "3"}}).error() ==
+        "caracal: threads: minimum 8 (PUMA_MIN_THREADS) is greater than maximum 3 (RAILS_MAX_THREADS)");
+  CHECK(load({"-C", "c.rb"}, {}, "workers 2\nworker_check_interval 90\n").error() ==
+        "caracal: worker_timeout 60 s (the default) must be greater than worker_check_interval 90 s (c.rb:2)");
+  auto config = load({"-C", "c.rb", "-w", "3"}, {{"PUMA_MIN_THREADS", "0"}});
+  REQUIRE(config.ok());
+  CHECK(config->origins.at("workers") == "-w");
+  CHECK(config->origins.at("max_threads") == "c.rb:2");
 }
 
 // --help must not fail because of a broken file or environment it never needs.

@@ -38,8 +38,13 @@ std::string body_of(const caracal::Response& response) { return std::get<std::st
 
 // The table in the note is the policy; a kind without a row would answer with row 0's status.
 TEST_CASE("every failure kind has exactly its own row in the taxonomy", "[lowlevel_error_handler]") {
-  for (int k = 0; k <= static_cast<int>(FailureKind::client_gone); ++k)
-    CHECK(static_cast<int>(caracal::rule_for(static_cast<FailureKind>(k)).kind) == k);
+  for (int k = 0; k < static_cast<int>(FailureKind::count); ++k) {
+    INFO("failure kind number " << k);
+    const caracal::FailureRule* rule = caracal::detail::find_rule(static_cast<FailureKind>(k));
+    REQUIRE(rule != nullptr);
+    CHECK(static_cast<int>(rule->kind) == k);
+  }
+  CHECK(caracal::detail::find_rule(FailureKind::count) == nullptr);
   CHECK(caracal::rule_for(FailureKind::unknown_method).status == 501);
   CHECK(caracal::rule_for(FailureKind::client_gone).status == 0);
 }
@@ -72,6 +77,16 @@ TEST_CASE("one log line names status, kind, method, path and client", "[lowlevel
   std::ostringstream log;
   caracal::answer_failure({FailureKind::bad_request, "obs-fold in a field", "", nullptr}, env_from(nullptr), {}, log);
   CHECK(log.str() == "caracal: 400 bad_request: obs-fold in a field [GET /boom from 127.0.0.1]\n");
+}
+
+// A newline in an exception message or a path would let a stranger forge a second log line.
+TEST_CASE("control characters in the detail and the path are escaped in the one log line", "[lowlevel_error_handler]") {
+  auto env = env_from(nullptr);
+  env.path = "/a\r\ncaracal: 200 fake";
+  std::ostringstream log;
+  caracal::answer_failure(thrown("first\nsecond\x1b[31m\\"), env, {}, log);
+  CHECK(log.str() == "caracal: 500 app_exception: first\\nsecond\\x1b[31m\\\\ (std::runtime_error) "
+                     "[GET /a\\r\\ncaracal: 200 fake from 127.0.0.1]\n");
 }
 // Tests:3 ends here
 

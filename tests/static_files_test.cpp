@@ -461,4 +461,14 @@ TEST_CASE("a root that does not exist answers 404", "[static]") {
   caracal::App app = caracal::static_files_app("/nonexistent/caracal-static-root");
   REQUIRE(send(app, "GET", "/index.html").status == 404);
 }
+
+// A root created after start (a deploy step) must serve once it exists, even named with a slash through a symlink.
+TEST_CASE("a root that appears after start is served, trailing slash and symlink included", "[static]") {
+  TempRoot parent;
+  fs::create_directory_symlink(parent.dir, parent.dir / "link");
+  caracal::App app = caracal::static_files_app(parent.dir / "link" / "site" / "");
+  REQUIRE(send(app, "GET", "/index.html").status == 404);
+  parent.write("site/index.html", kPage);
+  CHECK(send(app, "GET", "/index.html").status == 200);
+}
 // Answering:11 ends here
