@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include <cctype>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -40,6 +42,9 @@ namespace {
 constexpr std::size_t kSendfileSliceBytes = 1 << 20;
 constexpr std::size_t kHeadReadBytes = 4096;
 constexpr std::chrono::seconds kLingerTime{2};
+// The largest string body a pool thread writes itself (see "Answering from the
+// pool thread"): a copy this small costs less than a trip through the reactor.
+constexpr std::size_t kPoolWriteBytes = 16384;
 // The interim response a client that sent Expect: 100-continue waits for.
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 }  // namespace
@@ -49,7 +54,8 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 class BeastSession final : public HttpSession, public std::enable_shared_from_this<BeastSession> {
  public:
   BeastSession(net::io_context& reactor, int fd, std::shared_ptr<const App> app,
-               const ServerInfo* server, SessionSettings settings, SessionHooks hooks,
+               const ServerInfo* server, std::shared_ptr<const SessionSettings> settings,
+               std::shared_ptr<const SessionHooks> hooks,
                std::string remote_addr);
   void start() { do_read_header(); }
   void shut_down() override;
@@ -58,6 +64,8 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
  private:
   enum class State { reading, in_app, writing, closed };
 
+  void wait_for_the_next_request();
+  void forget_the_last_request();
   void do_read_header();
   void read_more_of_the_head();
   void on_head_bytes(beast::error_code ec, std::size_t bytes);
@@ -70,11 +78,16 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   void on_read_body(beast::error_code ec, std::size_t);
   void fail_read(beast::error_code ec);
   void fail(Failure failure);
+  Request& env();
 
   void do_call_app();
   Request make_request(http::request<http::string_body>&& message) const;
   Response call_app(Request& request) const;
   void on_app_done(std::shared_ptr<Response> response);
+  bool answer_from_the_pool(Response& response);
+  std::string serialized(Response& response) const;
+  void hand_the_rest_to_the_reactor(const std::string& bytes, ssize_t sent);
+  void write_the_rest();
 
   void do_write(Response& response);
   template <class Body>
@@ -99,24 +112,34 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  net::steady_timer sendfile_deadline_;  // tcp_stream's timeouts do not cover async_wait
-  net::steady_timer body_deadline_;      // cancels a stalled body read without closing
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::string_body>> string_message_;
-  std::optional<http::response<http::empty_body>> header_message_;
-  std::optional<http::response_serializer<http::empty_body>> header_serializer_;
+  net::steady_timer wait_deadline_;  // tcp_stream's timeouts do not cover async_wait
+  net::steady_timer body_deadline_;  // cancels a stalled body read without closing
+  std::unique_ptr<http::request_parser<http::string_body>> parser_;  // only while reading
+  // The response being written; on the heap, and only while it is written.
+  std::unique_ptr<http::response<http::string_body>> string_message_;
+  std::unique_ptr<http::response<http::empty_body>> header_message_;
+  std::unique_ptr<http::response_serializer<http::empty_body>> header_serializer_;
   std::shared_ptr<const App> app_;
   const ServerInfo* server_;
-  const SessionSettings settings_;
-  const SessionHooks hooks_;
+  // Shared by every session of a worker: an idle connection should not carry copies.
+  const std::shared_ptr<const SessionSettings> settings_;
+  const std::shared_ptr<const SessionHooks> hooks_;
   const std::string remote_addr_;
+  const bool tcp_;  // TCP (Nagle and corking apply), not a Unix socket
   State state_ = State::reading;
   int requests_served_ = 0;
   int request_version_ = 11;
   bool head_request_ = false, keep_alive_ = false, shutting_down_ = false;
   bool body_timed_out_ = false, cut_off_ = false, linger_ = false;
-  Request env_;  // what is known of the current request, for the error handler
-  std::array<char, 4096> discarded_;  // what a lingering close reads and drops
+  bool idle_ = false;  // waiting for the next request's first byte
+  // Held by a pool thread answering a request, and by the reactor's entries that
+  // may run meanwhile (shut_down, cut_off, the idle deadline).
+  std::mutex handover_;
+  std::string unsent_;  // what a pool thread could not write without blocking
+  // What is known of the current request, for the error handler; made by env()
+  // once something is known, and dropped while the connection is idle.
+  std::unique_ptr<Request> env_;
+  std::unique_ptr<std::array<char, 4096>> discarded_;  // what a lingering close reads and drops
   StreamBody stream_body_;
   bool chunked_ = false;
   std::string chunk_;
@@ -127,42 +150,62 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
 
 // [[file:../notes/http-session.org::*The session's state][The session's state:4]]
 namespace {
-tcp protocol_of(int fd) {
+sa_family_t family_of(int fd) {
   sockaddr_storage address{};
   socklen_t length = sizeof address;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  return address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+  return address.ss_family;
+}
+
+tcp protocol_of(int fd) { return family_of(fd) == AF_INET6 ? tcp::v6() : tcp::v4(); }
+
+bool is_tcp(int fd) {
+  const auto family = family_of(fd);
+  return family == AF_INET || family == AF_INET6;
+}
+// The session's state:4 ends here
+
+// [[file:../notes/http-session.org::*The session's state][The session's state:5]]
+void send_small_writes_at_once(int fd) {
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // best effort: only latency
+}
+
+// While corked, the kernel sends only full segments; uncorking flushes the rest.
+void set_cork(int fd, bool on) {
+  const int value = on ? 1 : 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
 }
 }  // namespace
 
 BeastSession::BeastSession(net::io_context& reactor, int fd, std::shared_ptr<const App> app,
-                           const ServerInfo* server, SessionSettings settings,
-                           SessionHooks hooks, std::string remote_addr)
+                           const ServerInfo* server,
+                           std::shared_ptr<const SessionSettings> settings,
+                           std::shared_ptr<const SessionHooks> hooks, std::string remote_addr)
     : stream_(tcp::socket(reactor, protocol_of(fd), fd)),
-      sendfile_deadline_(reactor),
+      wait_deadline_(reactor),
       body_deadline_(reactor),
       app_(std::move(app)),
       server_(server),
       settings_(std::move(settings)),
       hooks_(std::move(hooks)),
-      remote_addr_(remote_addr.empty() ? detail::peer_address(fd) : std::move(remote_addr)) {}
-// The session's state:4 ends here
+      remote_addr_(remote_addr.empty() ? detail::peer_address(fd) : std::move(remote_addr)),
+      tcp_(is_tcp(fd)) {
+  if (tcp_) send_small_writes_at_once(fd);
+}
+// The session's state:5 ends here
 
 // [[file:../notes/http-session.org::*Reading a request][Reading a request:1]]
 void BeastSession::do_read_header() {
   state_ = State::reading;
-  parser_.emplace();
-  const RequestLimits& limits = settings_.limits;
+  parser_ = std::make_unique<http::request_parser<http::string_body>>();
+  const RequestLimits& limits = settings_->limits;
   parser_->header_limit(static_cast<std::uint32_t>(
       std::min<std::size_t>(limits.max_request_line + limits.max_header_bytes + 1024, UINT32_MAX)));
   parser_->body_limit(limits.max_body_bytes);
   body_timed_out_ = false;
-  env_ = Request{};
-  env_.remote_addr = remote_addr_;
-  env_.server = server_;
-  const bool idle_between_requests = requests_served_ > 0 && buffer_.size() == 0;
-  stream_.expires_after(idle_between_requests ? settings_.persistent_timeout
-                                              : settings_.first_data_timeout);
+  env_.reset();
+  stream_.expires_after(settings_->first_data_timeout);
   read_more_of_the_head();
 }
 // Reading a request:1 ends here
@@ -174,7 +217,7 @@ void BeastSession::read_more_of_the_head() {
   const std::string_view buffered(static_cast<const char*>(buffer_.data().data()), buffer_.size());
   const auto end = buffered.find("\r\n\r\n");
   if (end != std::string_view::npos) return check_the_head(buffered.substr(0, end + 4));
-  if (auto overrun = detail::check_partial_head(buffered, settings_.limits))
+  if (auto overrun = detail::check_partial_head(buffered, settings_->limits))
     return fail({*overrun, "the head outgrew its limit before it ended"});
   stream_.async_read_some(buffer_.prepare(kHeadReadBytes),
                           beast::bind_front_handler(&BeastSession::on_head_bytes,
@@ -200,9 +243,9 @@ void set_target(Request& request, std::string target) {
 }  // namespace
 
 void BeastSession::check_the_head(std::string_view head) {
-  auto verdict = detail::check_request_head(head, settings_.limits);
-  env_.method = verdict.method;
-  set_target(env_, verdict.target);
+  auto verdict = detail::check_request_head(head, settings_->limits);
+  env().method = verdict.method;
+  set_target(env(), verdict.target);
   if (verdict.failure) return fail(std::move(*verdict.failure));
   http::async_read_header(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&BeastSession::on_read_header,
@@ -210,7 +253,7 @@ void BeastSession::check_the_head(std::string_view head) {
 }
 // Reading a request:4 ends here
 
-// [[file:../notes/http-session.org::*Reading a request][Reading a request:6]]
+// [[file:../notes/http-session.org::*Reading a request][Reading a request:5]]
 void BeastSession::on_read_header(beast::error_code ec, std::size_t) {
   if (ec) return fail_read(ec);
   if (client_expects_continue()) return do_send_continue();
@@ -224,7 +267,7 @@ bool BeastSession::client_expects_continue() const {
 }
 
 void BeastSession::do_send_continue() {
-  stream_.expires_after(settings_.write_timeout);
+  stream_.expires_after(settings_->write_timeout);
   net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                    beast::bind_front_handler(&BeastSession::on_continue_sent,
                                              shared_from_this()));
@@ -238,7 +281,7 @@ void BeastSession::on_continue_sent(beast::error_code ec, std::size_t) {
 void BeastSession::do_read_body() {
   if (parser_->is_done()) return do_call_app();  // no body, or it came with the head
   stream_.expires_never();
-  body_deadline_.expires_after(settings_.first_data_timeout);
+  body_deadline_.expires_after(settings_->first_data_timeout);
   body_deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec) return;  // the body arrived in time
     self->body_timed_out_ = true;
@@ -253,9 +296,9 @@ void BeastSession::on_read_body(beast::error_code ec, std::size_t) {
   if (ec) return fail_read(ec);
   do_call_app();
 }
-// Reading a request:6 ends here
+// Reading a request:5 ends here
 
-// [[file:../notes/http-session.org::*Reading a request][Reading a request:8]]
+// [[file:../notes/http-session.org::*Reading a request][Reading a request:7]]
 void BeastSession::fail_read(beast::error_code ec) {
   if (body_timed_out_) return fail({FailureKind::body_timeout, "the body stalled"});
   if (ec == http::error::body_limit) return fail({FailureKind::body_too_large, ec.message()});
@@ -265,12 +308,12 @@ void BeastSession::fail_read(beast::error_code ec) {
   if (client_gone || !parse_error) return fail({FailureKind::client_gone, ec.message()});
   fail({FailureKind::bad_request, ec.message()});
 }
-// Reading a request:8 ends here
+// Reading a request:7 ends here
 
-// [[file:../notes/http-session.org::*Reading a request][Reading a request:9]]
+// [[file:../notes/http-session.org::*Reading a request][Reading a request:8]]
 void BeastSession::fail(Failure failure) {
   const FailureRule& rule = rule_for(failure.kind);
-  Response response = answer_failure(failure, env_, settings_.lowlevel_error_handler, std::cerr);
+  Response response = answer_failure(failure, env(), settings_->lowlevel_error_handler, std::cerr);
   if (rule.status == 0) return close();
   if (state_ == State::reading) {
     linger_ = true;
@@ -280,7 +323,16 @@ void BeastSession::fail(Failure failure) {
   if (rule.closes_connection) keep_alive_ = false;
   do_write(response);
 }
-// Reading a request:9 ends here
+
+Request& BeastSession::env() {
+  if (!env_) {
+    env_ = std::make_unique<Request>();
+    env_->remote_addr = remote_addr_;
+    env_->server = server_;
+  }
+  return *env_;
+}
+// Reading a request:8 ends here
 
 // [[file:../notes/http-session.org::*Running the app][Running the app:1]]
 void BeastSession::do_call_app() {
@@ -289,11 +341,13 @@ void BeastSession::do_call_app() {
   auto& message = parser_->get();
   request_version_ = std::min(message.version(), 11u);  // HTTP/1.2 is answered as 1.1
   head_request_ = message.method() == http::verb::head;
-  keep_alive_ = message.keep_alive() && ++requests_served_ < settings_.max_keep_alive;
+  keep_alive_ = message.keep_alive() && ++requests_served_ < settings_->max_keep_alive;
   auto request = std::make_shared<Request>(make_request(parser_->release()));
-  if (hooks_.request_received) hooks_.request_received();
-  hooks_.run_on_pool([self = shared_from_this(), request] {
+  parser_.reset();
+  if (hooks_->request_received) hooks_->request_received();
+  hooks_->run_on_pool([self = shared_from_this(), request] {
     auto response = std::make_shared<Response>(self->call_app(*request));
+    if (self->answer_from_the_pool(*response)) return;
     net::post(self->stream_.get_executor(),
               [self, response] { self->on_app_done(response); });
   });
@@ -320,7 +374,7 @@ Response BeastSession::call_app(Request& request) const {
   } catch (...) {
     // The env is the request as the app (and any middleware) left it.
     return answer_failure(failure_from_current_exception(FailureKind::app_exception), request,
-                          settings_.lowlevel_error_handler, std::cerr);
+                          settings_->lowlevel_error_handler, std::cerr);
   }
 }
 
@@ -371,27 +425,87 @@ void BeastSession::fill_header(http::response<Body>& message, const Response& re
 
 // [[file:../notes/http-session.org::*Writing the response][Writing the response:2]]
 void BeastSession::do_write_string(Response& response, std::string& body) {
-  header_message_.emplace();
+  header_message_ = std::make_unique<http::response<http::empty_body>>();
   fill_header(*header_message_, response);
   if (status_allows_body(response.status)) header_message_->content_length(body.size());
   if (head_request_ || !status_allows_body(response.status)) return do_write_header_only();
-  string_message_.emplace(std::move(*header_message_));
+  string_message_ = std::make_unique<http::response<http::string_body>>(std::move(*header_message_));
   string_message_->body() = std::move(body);
-  stream_.expires_after(settings_.write_timeout);
+  stream_.expires_after(settings_->write_timeout);
   http::async_write(stream_, *string_message_,
                     beast::bind_front_handler(&BeastSession::on_write, shared_from_this()));
 }
 
 void BeastSession::do_write_header_only() {
-  stream_.expires_after(settings_.write_timeout);
+  stream_.expires_after(settings_->write_timeout);
   http::async_write(stream_, *header_message_,
                     beast::bind_front_handler(&BeastSession::on_write, shared_from_this()));
 }
 // Writing the response:2 ends here
 
+// [[file:../notes/http-session.org::*Answering from the pool thread][Answering from the pool thread:1]]
+bool BeastSession::answer_from_the_pool(Response& response) {
+  const auto* body = std::get_if<std::string>(&response.body);
+  if (!body || body->size() > kPoolWriteBytes) return false;
+  std::lock_guard lock(handover_);
+  const auto connection = response.headers.find("Connection");
+  const bool app_closes = connection && beast::iequals(*connection, "close");
+  if (state_ != State::in_app || cut_off_ || shutting_down_ || app_closes || !keep_alive_ ||
+      buffer_.size() > 0)
+    return false;
+  const std::string bytes = serialized(response);
+  const int fd = stream_.socket().native_handle();
+  const ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent != static_cast<ssize_t>(bytes.size())) {
+    hand_the_rest_to_the_reactor(bytes, sent);
+    return true;
+  }
+  wait_for_the_next_request();  // its async_wait is the pool thread's last touch
+  return true;
+}
+// Answering from the pool thread:1 ends here
+
+// [[file:../notes/http-session.org::*Answering from the pool thread][Answering from the pool thread:3]]
+std::string BeastSession::serialized(Response& response) const {
+  http::response<http::string_body> message;
+  fill_header(message, response);
+  auto& body = std::get<std::string>(response.body);
+  if (status_allows_body(response.status)) message.content_length(body.size());
+  if (!head_request_ && status_allows_body(response.status)) message.body() = std::move(body);
+  std::string bytes;
+  http::response_serializer<http::string_body> serializer(message);
+  beast::error_code ec;
+  while (!ec && !serializer.is_done())
+    serializer.next(ec, [&](beast::error_code&, const auto& buffers) {
+      for (const auto buffer : beast::buffers_range_ref(buffers))
+        bytes.append(static_cast<const char*>(buffer.data()), buffer.size());
+      serializer.consume(beast::buffer_bytes(buffers));
+    });
+  return bytes;
+}
+// Answering from the pool thread:3 ends here
+
+// [[file:../notes/http-session.org::*Answering from the pool thread][Answering from the pool thread:4]]
+void BeastSession::hand_the_rest_to_the_reactor(const std::string& bytes, ssize_t sent) {
+  const bool broken = sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+  unsent_ = bytes.substr(sent > 0 ? static_cast<std::size_t>(sent) : 0);
+  state_ = State::writing;
+  net::post(stream_.get_executor(), [self = shared_from_this(), broken] {
+    if (broken || self->state_ == State::closed) return self->close();
+    self->write_the_rest();
+  });
+}
+
+void BeastSession::write_the_rest() {
+  stream_.expires_after(settings_->write_timeout);
+  net::async_write(stream_, net::buffer(unsent_),
+                   beast::bind_front_handler(&BeastSession::on_write, shared_from_this()));
+}
+// Answering from the pool thread:4 ends here
+
 // [[file:../notes/http-session.org::*Files with sendfile][Files with sendfile:1]]
 void BeastSession::do_write_file(Response& response, const FileBody& file) {
-  header_message_.emplace();
+  header_message_ = std::make_unique<http::response<http::empty_body>>();
   fill_header(*header_message_, response);
   header_message_->content_length(file.length);
   if (head_request_) return do_write_header_only();
@@ -399,13 +513,14 @@ void BeastSession::do_write_file(Response& response, const FileBody& file) {
   if (file_fd_ < 0) {
     // Nothing is written yet, so the failure can still be answered properly.
     Response failure = answer_failure({FailureKind::unsendable_body, "cannot open " + file.path},
-                                      env_, settings_.lowlevel_error_handler, std::cerr);
+                                      env(), settings_->lowlevel_error_handler, std::cerr);
     if (std::holds_alternative<FileBody>(failure.body)) failure.body = std::string();  // no loop
     return do_write(failure);
   }
   file_offset_ = file.offset;
   file_remaining_ = file.length;
-  stream_.expires_after(settings_.write_timeout);
+  if (tcp_) set_cork(stream_.socket().native_handle(), true);
+  stream_.expires_after(settings_->write_timeout);
   http::async_write(stream_, *header_message_,
                     beast::bind_front_handler(&BeastSession::on_file_header_written,
                                               shared_from_this()));
@@ -429,18 +544,19 @@ void BeastSession::do_send_file() {
     file_offset_ += static_cast<std::uint64_t>(sent);
     file_remaining_ -= static_cast<std::uint64_t>(sent);
   }
+  if (tcp_) set_cork(socket_fd, false);  // the last, partial segment goes now
   close_file();
   finish_response();
 }
 
 void BeastSession::wait_until_writable() {
-  sendfile_deadline_.expires_after(settings_.write_timeout);
-  sendfile_deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+  wait_deadline_.expires_after(settings_->write_timeout);
+  wait_deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (!ec) self->close();  // operation_aborted means the socket became writable
   });
   stream_.socket().async_wait(tcp::socket::wait_write,
                               [self = shared_from_this()](beast::error_code ec) {
-                                self->sendfile_deadline_.cancel();
+                                self->wait_deadline_.cancel();
                                 if (ec) return self->close();
                                 self->do_send_file();
                               });
@@ -449,7 +565,7 @@ void BeastSession::wait_until_writable() {
 
 // [[file:../notes/http-session.org::*Streams, chunked][Streams, chunked:1]]
 void BeastSession::do_write_stream(Response& response, StreamBody& stream) {
-  header_message_.emplace();
+  header_message_ = std::make_unique<http::response<http::empty_body>>();
   fill_header(*header_message_, response);
   if (head_request_) return do_write_header_only();
   stream_body_ = std::move(stream);
@@ -460,8 +576,8 @@ void BeastSession::do_write_stream(Response& response, StreamBody& stream) {
     keep_alive_ = false;  // HTTP/1.0 has no chunks: the close ends the body
     header_message_->keep_alive(false);
   }
-  header_serializer_.emplace(*header_message_);
-  stream_.expires_after(settings_.write_timeout);
+  header_serializer_ = std::make_unique<http::response_serializer<http::empty_body>>(*header_message_);
+  stream_.expires_after(settings_->write_timeout);
   http::async_write_header(stream_, *header_serializer_,
                            beast::bind_front_handler(&BeastSession::on_stream_header_written,
                                                      shared_from_this()));
@@ -475,15 +591,15 @@ void BeastSession::on_stream_header_written(beast::error_code ec, std::size_t) {
 
 // [[file:../notes/http-session.org::*Streams, chunked][Streams, chunked:2]]
 void BeastSession::do_produce_chunk() {
-  hooks_.run_on_pool([self = shared_from_this()] {
+  hooks_->run_on_pool([self = shared_from_this()] {
     std::optional<std::string> chunk;
     bool failed = false;
     try {
       chunk = self->stream_body_.next();
     } catch (...) {
       failed = true;  // logged here, on the pool thread; the reactor only closes
-      answer_failure(failure_from_current_exception(FailureKind::stream_failed), self->env_,
-                     self->settings_.lowlevel_error_handler, std::cerr);
+      answer_failure(failure_from_current_exception(FailureKind::stream_failed), self->env(),
+                     self->settings_->lowlevel_error_handler, std::cerr);
     }
     net::post(self->stream_.get_executor(), [self, chunk, failed]() mutable {
       self->on_chunk_produced(std::move(chunk), failed);
@@ -497,7 +613,7 @@ void BeastSession::on_chunk_produced(std::optional<std::string> chunk, bool fail
   if (state_ == State::closed) return;
   if (failed) return close();  // the header is out; a truncated body is the only signal left
   if (!chunk && !chunked_) return finish_response();
-  stream_.expires_after(settings_.write_timeout);
+  stream_.expires_after(settings_->write_timeout);
   if (!chunk)
     return net::async_write(stream_, http::make_chunk_last(),
                             beast::bind_front_handler(&BeastSession::on_write, shared_from_this()));
@@ -526,24 +642,57 @@ void BeastSession::finish_response() {
   string_message_.reset();
   header_serializer_.reset();
   header_message_.reset();
+  unsent_ = std::string();
   stream_body_ = {};
   if (!keep_alive_ || shutting_down_) return linger_ ? linger_then_close() : close();
-  do_read_header();
+  wait_for_the_next_request();
+}
+// Keep-alive or close:1 ends here
+
+// [[file:../notes/http-session.org::*Waiting for the next request without a buffer][Waiting for the next request without a buffer:1]]
+void BeastSession::forget_the_last_request() {
+  env_.reset();
+  if (buffer_.size() == 0) buffer_.shrink_to_fit();  // an empty flat_buffer frees its storage
 }
 
+void BeastSession::wait_for_the_next_request() {
+  state_ = State::reading;
+  forget_the_last_request();
+  if (buffer_.size() > 0) return do_read_header();  // pipelined: the client is talking
+  idle_ = true;
+  wait_deadline_.expires_after(settings_->persistent_timeout);
+  wait_deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec) return;
+    std::lock_guard lock(self->handover_);  // the wait may have been started by a pool thread
+    if (!self->idle_) return;  // bytes arrived first
+    self->fail({FailureKind::head_timeout, "idle longer than persistent_timeout"});
+  });
+  stream_.socket().async_wait(tcp::socket::wait_read,
+                              [self = shared_from_this()](beast::error_code ec) {
+                                self->idle_ = false;
+                                self->wait_deadline_.cancel();
+                                if (ec || self->state_ == State::closed) return self->close();
+                                self->do_read_header();
+                              });
+}
+// Waiting for the next request without a buffer:1 ends here
+
+// [[file:../notes/http-session.org::*Waiting for the next request without a buffer][Waiting for the next request without a buffer:3]]
 void BeastSession::shut_down() {
+  std::lock_guard lock(handover_);  // a pool thread may be answering (see above)
   shutting_down_ = true;
   if (state_ == State::reading) close();  // idle or half-received: nobody is owed an answer
 }
 
 void BeastSession::cut_off() {
+  std::lock_guard lock(handover_);
   if (state_ != State::in_app) return close();
   cut_off_ = true;
   fail({FailureKind::forced_shutdown, "shutdown_timeout passed with the request in the app"});
 }
-// Keep-alive or close:1 ends here
+// Waiting for the next request without a buffer:3 ends here
 
-// [[file:../notes/http-session.org::*Keep-alive or close][Keep-alive or close:2]]
+// [[file:../notes/http-session.org::*Waiting for the next request without a buffer][Waiting for the next request without a buffer:4]]
 void BeastSession::linger_then_close() {
   beast::error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -552,32 +701,33 @@ void BeastSession::linger_then_close() {
 }
 
 void BeastSession::drain_until_the_client_closes() {
-  stream_.async_read_some(net::buffer(discarded_),
+  if (!discarded_) discarded_ = std::make_unique<std::array<char, 4096>>();
+  stream_.async_read_some(net::buffer(*discarded_),
                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
                             if (ec) return self->close();
                             self->drain_until_the_client_closes();
                           });
 }
-// Keep-alive or close:2 ends here
+// Waiting for the next request without a buffer:4 ends here
 
-// [[file:../notes/http-session.org::*Keep-alive or close][Keep-alive or close:3]]
+// [[file:../notes/http-session.org::*Waiting for the next request without a buffer][Waiting for the next request without a buffer:5]]
 void BeastSession::close() {
   if (state_ == State::closed) return;
   state_ = State::closed;
   beast::error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream_.close();
-  sendfile_deadline_.cancel();
+  wait_deadline_.cancel();
   body_deadline_.cancel();
   close_file();
-  if (hooks_.closed) hooks_.closed(this);
+  if (hooks_->closed) hooks_->closed(this);
 }
 
 void BeastSession::close_file() {
   if (file_fd_ >= 0) ::close(file_fd_);
   file_fd_ = -1;
 }
-// Keep-alive or close:3 ends here
+// Waiting for the next request without a buffer:5 ends here
 
 // [[file:../notes/http-session.org::*Reading the head strictly][Reading the head strictly:1]]
 namespace {
@@ -885,27 +1035,30 @@ void TlsTunnel::tell_the_worker_once_both_are_closed() {
 std::shared_ptr<HttpSession> start_tls_session(net::io_context& reactor, int fd,
                                                std::shared_ptr<TlsContext> tls,
                                                std::shared_ptr<const App> app,
-                                               const ServerInfo* server, SessionSettings settings,
-                                               SessionHooks hooks) {
+                                               const ServerInfo* server,
+                                               std::shared_ptr<const SessionSettings> settings,
+                                               std::shared_ptr<const SessionHooks> hooks) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
     ::close(fd);
     return nullptr;
   }
   std::string remote_addr = detail::peer_address(fd);
+  send_small_writes_at_once(fd);  // each TLS record the tunnel writes is a whole message
   std::shared_ptr<TlsTunnel> tunnel;
   try {
-    tunnel = std::make_shared<TlsTunnel>(reactor, fd, std::move(tls), pair[1], std::move(hooks.closed));
+    tunnel = std::make_shared<TlsTunnel>(reactor, fd, std::move(tls), pair[1], hooks->closed);
   } catch (const std::exception& error) {
     // Rare (Asio could not register a descriptor); the session's end is not adopted yet.
     std::cerr << "caracal: cannot adopt a TLS connection: " << error.what() << '\n';
     ::close(pair[0]);
     return nullptr;
   }
-  tunnel->start(settings.first_data_timeout);
-  hooks.closed = [tunnel](HttpSession* session) { tunnel->session_closed(session); };
+  tunnel->start(settings->first_data_timeout);
+  auto own_hooks = std::make_shared<SessionHooks>(*hooks);  // its closed hook is the tunnel's
+  own_hooks->closed = [tunnel](HttpSession* session) { tunnel->session_closed(session); };
   auto session = start_http_session(reactor, pair[0], std::move(app), server, std::move(settings),
-                                    std::move(hooks), std::move(remote_addr));
+                                    std::move(own_hooks), std::move(remote_addr));
   tunnel->hold(session);
   return session;
 }
@@ -915,7 +1068,8 @@ std::shared_ptr<HttpSession> start_tls_session(net::io_context& reactor, int fd,
 std::shared_ptr<HttpSession> start_http_session(net::io_context& reactor, int fd,
                                                 std::shared_ptr<const App> app,
                                                 const ServerInfo* server,
-                                                SessionSettings settings, SessionHooks hooks,
+                                                std::shared_ptr<const SessionSettings> settings,
+                                                std::shared_ptr<const SessionHooks> hooks,
                                                 std::string remote_addr) {
   std::shared_ptr<BeastSession> session;
   try {

@@ -31,7 +31,8 @@ class HttpSession;
 
 // The session's window onto its worker. All three are called on the reactor thread.
 struct SessionHooks {
-  // Runs a job on a pool thread (the app, or the next chunk of a stream).
+  // Runs a job on a pool thread (the app, or the next chunk of a stream). The job
+  // may answer the client itself, so its end needs no trip back to the reactor.
   std::function<void(std::function<void()>)> run_on_pool;
   // A complete request was received (for the worker's counters); may be empty.
   std::function<void()> request_received;
@@ -57,7 +58,8 @@ class HttpSession {
 std::shared_ptr<HttpSession> start_http_session(boost::asio::io_context& reactor, int fd,
                                                 std::shared_ptr<const App> app,
                                                 const ServerInfo* server,
-                                                SessionSettings settings, SessionHooks hooks,
+                                                std::shared_ptr<const SessionSettings> settings,
+                                                std::shared_ptr<const SessionHooks> hooks,
                                                 std::string remote_addr = {});
 
 // A server certificate and key, loaded once (before any fork) for an ssl:// bind.
@@ -68,8 +70,9 @@ std::shared_ptr<TlsContext> load_tls_context(const std::string& cert, const std:
 std::shared_ptr<HttpSession> start_tls_session(boost::asio::io_context& reactor, int fd,
                                                std::shared_ptr<TlsContext> tls,
                                                std::shared_ptr<const App> app,
-                                               const ServerInfo* server, SessionSettings settings,
-                                               SessionHooks hooks);
+                                               const ServerInfo* server,
+                                               std::shared_ptr<const SessionSettings> settings,
+                                               std::shared_ptr<const SessionHooks> hooks);
 
 namespace detail {
 // "127.0.0.1", "::1", or "unix" for the peer of a connected socket.

@@ -17,6 +17,7 @@
 #include <csignal>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -50,10 +51,10 @@ class Worker {
  private:
   void adopt_connection(int fd);
   std::shared_ptr<TlsContext> tls_for(int fd) const;
-  SessionHooks session_hooks();
+  std::shared_ptr<const SessionHooks> make_session_hooks();
   void run_on_pool(std::function<void()> job);
-  void on_pool_job_done();
-  void open_gate_while_a_thread_is_free();
+  void count_requests_in_the_app(int change);
+  void open_gate_while_a_thread_is_free();  // in_app_mutex_ held
   void wait_for_signals();
   void begin_shutdown();
   void tell_every_session(void (HttpSession::*what)());
@@ -64,7 +65,9 @@ class Worker {
   std::string stats_json() const;
 
   const WorkerSettings settings_;
-  const SessionSettings session_settings_;
+  // One copy of each for every session: an idle connection should not carry its own.
+  const std::shared_ptr<const SessionSettings> session_settings_;
+  const std::shared_ptr<const SessionHooks> session_hooks_ = make_session_hooks();
   std::shared_ptr<const App> app_;
   ServerInfo info_;
   net::io_context reactor_{1};  // one thread runs it: the worker's main thread
@@ -74,18 +77,19 @@ class Worker {
   net::steady_timer heartbeat_timer_, shutdown_timer_;
   std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions_;
   std::vector<int> listen_ports_;  // parallel to settings_.tls, to recognise an ssl:// socket
-  int requests_in_app_ = 0;  // reactor thread only
+  std::mutex in_app_mutex_;   // pool threads and the reactor change the count
+  int requests_in_app_ = 0;  // in_app_mutex_ held
   std::atomic<std::uint64_t> requests_{0};
-  bool stopping_ = false;
+  bool stopping_ = false;  // written by the reactor, under in_app_mutex_
 };
 // The worker's parts:2 ends here
 
 // [[file:../notes/worker.org::*The worker's parts][The worker's parts:3]]
 Worker::Worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app)
     : settings_(settings),
-      session_settings_{settings.first_data_timeout, settings.persistent_timeout,
-                        settings.write_timeout, settings.max_keep_alive, settings.limits,
-                        settings.lowlevel_error_handler},
+      session_settings_(std::make_shared<const SessionSettings>(SessionSettings{
+          settings.first_data_timeout, settings.persistent_timeout, settings.write_timeout,
+          settings.max_keep_alive, settings.limits, settings.lowlevel_error_handler})),
       app_(std::make_shared<const App>(std::move(app))),
       pool_({settings.min_threads, std::max(settings.max_threads, 1),
              settings.thread_reap_interval}),
@@ -105,7 +109,7 @@ Worker::Worker(const WorkerSettings& settings, std::span<const int> listen_fds, 
 int Worker::run() {
   std::signal(SIGPIPE, SIG_IGN);  // sendfile to a vanished client must not kill us
   wait_for_signals();
-  open_gate_while_a_thread_is_free();
+  count_requests_in_the_app(0);  // none yet: this opens the gate
   write_heartbeat("b " + std::to_string(settings_.index) + " " + std::to_string(::getpid()) + "\n");
   schedule_heartbeat();
   reactor_.run();
@@ -115,8 +119,8 @@ int Worker::run() {
 }
 
 void Worker::open_gate_while_a_thread_is_free() {
-  const bool thread_free = requests_in_app_ < std::max(settings_.max_threads, 1);
-  if (!stopping_ && thread_free) gate_.open();
+  if (stopping_) return;  // the gate is stopped for good
+  if (requests_in_app_ < std::max(settings_.max_threads, 1)) gate_.open();
   else gate_.close();
 }
 // Running:1 ends here
@@ -129,9 +133,9 @@ void Worker::adopt_connection(int fd) {
   }
   auto tls = tls_for(fd);
   auto session = tls ? start_tls_session(reactor_, fd, std::move(tls), app_, &info_,
-                                         session_settings_, session_hooks())
+                                         session_settings_, session_hooks_)
                      : start_http_session(reactor_, fd, app_, &info_, session_settings_,
-                                          session_hooks());
+                                          session_hooks_);
   if (session) sessions_.emplace(session.get(), session);
 }
 
@@ -142,11 +146,11 @@ std::shared_ptr<TlsContext> Worker::tls_for(int fd) const {
   return nullptr;
 }
 
-SessionHooks Worker::session_hooks() {
-  SessionHooks hooks;
-  hooks.run_on_pool = [this](std::function<void()> job) { run_on_pool(std::move(job)); };
-  hooks.request_received = [this] { ++requests_; };
-  hooks.closed = [this](HttpSession* session) {
+std::shared_ptr<const SessionHooks> Worker::make_session_hooks() {
+  auto hooks = std::make_shared<SessionHooks>();
+  hooks->run_on_pool = [this](std::function<void()> job) { run_on_pool(std::move(job)); };
+  hooks->request_received = [this] { ++requests_; };
+  hooks->closed = [this](HttpSession* session) {
     sessions_.erase(session);
     stop_when_sessions_are_done();
   };
@@ -156,16 +160,16 @@ SessionHooks Worker::session_hooks() {
 
 // [[file:../notes/worker.org::*Connections and the pool][Connections and the pool:2]]
 void Worker::run_on_pool(std::function<void()> job) {
-  ++requests_in_app_;
-  open_gate_while_a_thread_is_free();
+  count_requests_in_the_app(+1);
   pool_.submit([this, job = std::move(job)] {
     job();
-    net::post(reactor_, [this] { on_pool_job_done(); });
+    count_requests_in_the_app(-1);  // here, not on the reactor: it may be asleep
   });
 }
 
-void Worker::on_pool_job_done() {
-  --requests_in_app_;
+void Worker::count_requests_in_the_app(int change) {
+  std::lock_guard lock(in_app_mutex_);
+  requests_in_app_ += change;
   open_gate_while_a_thread_is_free();
 }
 // Connections and the pool:2 ends here
@@ -179,7 +183,10 @@ void Worker::wait_for_signals() {
 
 void Worker::begin_shutdown() {
   if (stopping_) return;
-  stopping_ = true;
+  {
+    std::lock_guard lock(in_app_mutex_);  // no pool thread opens the gate after this
+    stopping_ = true;
+  }
   gate_.stop();
   heartbeat_timer_.cancel();
   tell_every_session(&HttpSession::shut_down);

@@ -27,6 +27,7 @@ caracal::Response test_app(caracal::Request& request) {
   if (request.path == "/boom") throw std::runtime_error("secret internal detail");
   if (request.path == "/echo") return caracal::text_response(200, request.body);
   if (request.path == "/slow") std::this_thread::sleep_for(100ms);
+  if (request.path == "/big") return caracal::text_response(200, std::string(16384, 'x'));
   if (request.path == "/file") {
     caracal::Response response;
     response.body = caracal::FileBody{request.query, 2, 5};
@@ -48,7 +49,8 @@ caracal::Response test_app(caracal::Request& request) {
 // A reactor thread, a pool and an accept thread around one listening socket.
 class TestServer {
  public:
-  explicit TestServer(caracal::SessionSettings settings = {}) : settings_(settings) {
+  explicit TestServer(caracal::SessionSettings settings = {})
+      : settings_(std::make_shared<const caracal::SessionSettings>(settings)) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -83,8 +85,8 @@ private:
       const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;
       boost::asio::post(reactor_, [this, fd] {
-        caracal::SessionHooks hooks;
-        hooks.run_on_pool = [this](std::function<void()> job) { pool_.submit(std::move(job)); };
+        auto hooks = std::make_shared<caracal::SessionHooks>();
+        hooks->run_on_pool = [this](std::function<void()> job) { pool_.submit(std::move(job)); };
         caracal::start_http_session(reactor_, fd, app_, nullptr, settings_, hooks);
       });
     }
@@ -95,7 +97,7 @@ private:
       boost::asio::make_work_guard(reactor_);
   caracal::ThreadPool pool_{{.min_threads = 0, .max_threads = 4, .reap_interval = 60s}};
   std::shared_ptr<const caracal::App> app_ = std::make_shared<const caracal::App>(test_app);
-  caracal::SessionSettings settings_;
+  std::shared_ptr<const caracal::SessionSettings> settings_;
   int listen_fd_ = -1;
   std::thread reactor_thread_, accept_thread_;
 };
@@ -167,6 +169,21 @@ TEST_CASE("a HEAD response has Content-Length but no body") {
   auto head = reader.read_reply(true);
   REQUIRE(head);
   CHECK(head->headers["content-length"] == std::to_string(std::string("/abc||127.0.0.1").size()));
+  auto next = reader.read_reply();
+  REQUIRE(next);
+  CHECK(next->body == "/next||127.0.0.1");
+}
+
+// Sent alone, a HEAD is answered by the pool thread; it must leave the body out there too.
+TEST_CASE("a HEAD request on its own gets headers only and the connection stays usable") {
+  TestServer server;
+  Client client(server.connect());
+  Reader reader(client.fd);
+  REQUIRE(send_all(client.fd, "HEAD /abc HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto head = reader.read_reply(true);
+  REQUIRE(head);
+  CHECK(head->headers["content-length"] == std::to_string(std::string("/abc||127.0.0.1").size()));
+  REQUIRE(send_all(client.fd, get("/next")));
   auto next = reader.read_reply();
   REQUIRE(next);
   CHECK(next->body == "/next||127.0.0.1");
@@ -295,6 +312,44 @@ TEST_CASE("a file body sends the requested byte range") {
   REQUIRE(reply);
   CHECK(reply->headers["content-length"] == "5");
   CHECK(reply->body == "23456");
+}
+
+// The socket is corked for a file's head and body; it must be uncorked for the next reply.
+TEST_CASE("a file response leaves the keep-alive connection ready for the next request") {
+  char path[] = "/tmp/caracal-session-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, "0123456789", 10) == 10);
+  ::close(fd);
+  TestServer server;
+  Client client(server.connect());
+  Reader reader(client.fd);
+  REQUIRE(send_all(client.fd, get(std::string("/file?") + path)));
+  auto file = reader.read_reply();
+  REQUIRE(send_all(client.fd, get("/after")));
+  auto after = reader.read_reply();
+  ::unlink(path);
+  REQUIRE(file);
+  CHECK(file->body == "23456");
+  REQUIRE(after);
+  CHECK(after->body == "/after||127.0.0.1");
+}
+
+// A pool thread that cannot write a whole response must leave the rest to the reactor.
+TEST_CASE("replies that outgrow what the client reads arrive whole and in order") {
+  TestServer server;
+  Client client(server.connect());
+  Reader reader(client.fd);
+  constexpr int kRequests = 320;  // 5 MiB unread: more than a loopback send buffer grows to
+  for (int i = 0; i < kRequests; ++i) {
+    REQUIRE(send_all(client.fd, get("/big")));
+    std::this_thread::sleep_for(1ms);  // so that most requests are not pipelined
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    auto reply = reader.read_reply();
+    REQUIRE(reply);
+    CHECK(reply->body == std::string(16384, 'x'));
+  }
 }
 
 // A stream of unknown length must be chunked on HTTP/1.1 and still allow keep-alive.
