@@ -830,6 +830,9 @@ std::optional<Failure> check_framing(const FramingFields& fields, int version,
                            std::stoull(std::string(lengths.front())) > limits.max_body_bytes))
     return refuse(FailureKind::body_too_large, "Content-Length " + std::string(lengths.front()));
   if (!codings.empty() && version < 11) return bad("Transfer-Encoding in an HTTP/1.0 request");
+  // Without chunked last, where the body ends cannot be known: 400, not 501.
+  if (!codings.empty() && !beast::iequals(codings.back(), "chunked"))
+    return bad("Transfer-Encoding does not end with chunked");
   for (auto coding : codings)
     if (!beast::iequals(coding, "chunked"))
       return refuse(FailureKind::unknown_transfer_coding, "Transfer-Encoding " + std::string(coding));

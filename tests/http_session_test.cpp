@@ -428,8 +428,9 @@ TEST_CASE("the strict head check names unknown methods, codings and versions", "
   using K = caracal::FailureKind;
   CHECK(verdict_on("BREW /pot HTTP/1.1", "Host: t\r\n") == K::unknown_method);
   CHECK(verdict_on("get / HTTP/1.1", "Host: t\r\n") == K::unknown_method);
-  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nTransfer-Encoding: gzip\r\n") == K::unknown_transfer_coding);
-  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nTransfer-Encoding: chunked, gzip\r\n") == K::unknown_transfer_coding);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nTransfer-Encoding: gzip, chunked\r\n") == K::unknown_transfer_coding);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nTransfer-Encoding: gzip\r\n") == kBad);
+  CHECK(verdict_on("GET / HTTP/1.1", "Host: t\r\nTransfer-Encoding: chunked, gzip\r\n") == kBad);
   CHECK(verdict_on("GET / HTTP/2.0", "Host: t\r\n") == K::unsupported_version);
   CHECK(verdict_on("GET / HTTP/1.x", "Host: t\r\n") == kBad);
   CHECK(verdict_on("GET /a b HTTP/1.1", "Host: t\r\n") == kBad);

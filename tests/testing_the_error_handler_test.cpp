@@ -372,10 +372,12 @@ TEST_CASE("control characters in a field value get 400", "[error_handler][strict
   expect_refusal(get_with("X-Note: a\rb\r\n"), "HTTP/1.1 400 Bad Request");
 }
 
-// caracal decodes only chunked; any other coding is something it does not implement.
-TEST_CASE("a Transfer-Encoding whose last coding is not chunked gets 501", "[error_handler][strict]") {
+// RFC 9112 section 6.3: without chunked last the body's end cannot be found, so 400 and close.
+TEST_CASE("a Transfer-Encoding whose last coding is not chunked gets 400", "[error_handler][strict]") {
   expect_refusal("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-                 "HTTP/1.1 501 Not Implemented");
+                 "HTTP/1.1 400 Bad Request");
+  expect_refusal("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+                 "HTTP/1.1 400 Bad Request");
 }
 
 // RFC 9112 section 6.1: a coding the server does not implement, with chunked still last, is 501.
