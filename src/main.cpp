@@ -169,8 +169,13 @@ int main(int argc, char** argv) {
   print_banner(config);
   caracal::ClusterExit exit;
   auto worker = worker_settings_from(config, std::move(tls));
-  if (config.concurrency.is_clustered()) exit = serve_cluster(config, *listeners, std::move(worker), std::move(*app));
-  else exit.status = serve_single(config, *listeners, std::move(worker), std::move(*app));
+  if (config.concurrency.is_clustered()) {
+    exit = serve_cluster(config, *listeners, std::move(worker), std::move(*app));
+  } else {
+    worker.stop_on_hangup = true;
+    exit.status = serve_single(config, *listeners, std::move(worker), std::move(*app));
+    if (caracal::last_stop_signal() == SIGTERM && config.raise_exception_on_sigterm) exit.reraise_signal = SIGTERM;
+  }
   listeners->clear();
   remove_pidfile(config.pidfile);
   if (exit.reraise_signal != 0) {

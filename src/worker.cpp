@@ -175,9 +175,16 @@ void Worker::count_requests_in_the_app(int change) {
 // Connections and the pool:2 ends here
 
 // [[file:../notes/worker.org::*Stopping gracefully][Stopping gracefully:1]]
+namespace {
+std::atomic<int> stop_signal{0};  // written on the reactor, read after run_worker returns
+}  // namespace
+
 void Worker::wait_for_signals() {
-  signals_.async_wait([this](const boost::system::error_code& ec, int) {
-    if (!ec) begin_shutdown();
+  if (settings_.stop_on_hangup) signals_.add(SIGHUP);
+  signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    stop_signal = signal;
+    begin_shutdown();
   });
 }
 
@@ -266,9 +273,12 @@ std::string Worker::stats_json() const {
 }  // namespace detail
 
 int run_worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app) {
+  detail::stop_signal = 0;
   detail::Worker worker(settings, listen_fds, std::move(app));
   return worker.run();
 }
+
+int last_stop_signal() { return detail::stop_signal; }
 
 }  // namespace caracal
 // Heartbeats and counters:2 ends here

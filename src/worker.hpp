@@ -33,6 +33,9 @@ struct WorkerSettings {
   LowlevelErrorHandler lowlevel_error_handler;     // Puma's hook; empty: the default answers
   // One entry per listening socket, in the same order; null for plain TCP and Unix sockets.
   std::vector<std::shared_ptr<TlsContext>> tls;
+  // Single mode: a terminal hangup stops the server like SIGINT. In a cluster the
+  // worker leaves SIGHUP ignored, because the master decides what a hangup means.
+  bool stop_on_hangup = false;
 };
 
 // After shutdown_timeout a worker cuts off the requests still in the app and
@@ -44,6 +47,10 @@ inline constexpr std::chrono::seconds kCutOffGrace{2};
 // shutdown_timeout), and returns the process exit status (0 on a clean stop).
 // It installs its own SIGTERM/SIGINT handling (the caller resets dispositions after fork).
 int run_worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app);
+
+// The signal that began the graceful stop of the last run_worker in this process, or
+// 0. Single mode reads it to end the way Puma does: by re-raising SIGTERM (status 143).
+int last_stop_signal();
 
 }  // namespace caracal
 // Heartbeats:2 ends here

@@ -650,6 +650,18 @@ TEST_CASE("in single mode the started process serves requests itself", "[integra
   CHECK(http_get(server.port, "/pid") == std::to_string(server.pid));
 }
 
+// A supervisor reads the same exit status whether workers is 0 or not, as with Puma.
+TEST_CASE("in single mode SIGTERM ends the process by SIGTERM and SIGHUP with status 0", "[integration]") {
+  Server by_term({"-w", "0"});
+  int status = by_term.stop(SIGTERM);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGTERM);
+  Server by_hangup({"-w", "0"});
+  status = by_hangup.stop(SIGHUP);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
 // Supervisors find the master through the pidfile.
 TEST_CASE("the pidfile holds the master's pid", "[integration]") {
   std::string path = "/tmp/caracal-pid-" + std::to_string(::getpid());
