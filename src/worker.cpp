@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "accept_queue.hpp"  // local_port: the TCP port of a socket, -1 for a Unix one
 #include "http_session.hpp"
 #include "sleep_and_wake.hpp"
 #include "thread_pool.hpp"
@@ -28,18 +29,6 @@
 namespace caracal {
 
 namespace net = boost::asio;
-
-namespace {
-// The local TCP port of a socket, or -1 (a Unix socket has none).
-int local_port(int fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return -1;
-  if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
-  if (address.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
-  return -1;
-}
-}  // namespace
 
 namespace detail {
 
