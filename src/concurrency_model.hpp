@@ -3,6 +3,7 @@
 // [[file:../notes/concurrency-model.org::*Errors as values][Errors as values:1]]
 #pragma once
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,9 @@ std::optional<std::string> check_concurrency(const ConcurrencyModel& model);
 using EnvironmentLookup = std::function<std::optional<std::string>(std::string_view)>;
 // The real process environment.
 EnvironmentLookup process_environment();
+// A fixed set of variables: what tests use, so that they neither depend on nor
+// disturb the environment of the process running them.
+EnvironmentLookup fixed_environment(std::map<std::string, std::string> variables);
 
 // A non-negative whole number, or nullopt (no sign, no spaces, no suffix).
 std::optional<int> parse_count(std::string_view text);

@@ -61,19 +61,9 @@ TEST_CASE("an outcome holds either a value or a message") {
 // Validation:2 ends here
 
 // [[file:../notes/concurrency-model.org::*Environment variables][Environment variables:4]]
-namespace {
-caracal::EnvironmentLookup fake_environment(std::map<std::string, std::string> vars) {
-  return [vars](std::string_view name) -> std::optional<std::string> {
-    auto it = vars.find(std::string(name));
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
-}  // namespace
-
 // Platforms size the server with WEB_CONCURRENCY; it must reach the worker count.
 TEST_CASE("WEB_CONCURRENCY sets the number of workers") {
-  auto model = caracal::concurrency_from_environment({}, fake_environment({{"WEB_CONCURRENCY", "3"}}));
+  auto model = caracal::concurrency_from_environment({}, caracal::fixed_environment({{"WEB_CONCURRENCY", "3"}}));
   REQUIRE(model.ok());
   CHECK(model->workers == 3);
   CHECK(model->max_threads == 5);
@@ -81,7 +71,7 @@ TEST_CASE("WEB_CONCURRENCY sets the number of workers") {
 
 // Puma's own names are more specific than Rails' and must win when both are set.
 TEST_CASE("PUMA_*_THREADS win over RAILS_*_THREADS") {
-  auto env = fake_environment({{"PUMA_MAX_THREADS", "8"}, {"RAILS_MAX_THREADS", "3"},
+  auto env = caracal::fixed_environment({{"PUMA_MAX_THREADS", "8"}, {"RAILS_MAX_THREADS", "3"},
                                {"RAILS_MIN_THREADS", "2"}});
   auto model = caracal::concurrency_from_environment({}, env);
   REQUIRE(model.ok());
@@ -91,7 +81,7 @@ TEST_CASE("PUMA_*_THREADS win over RAILS_*_THREADS") {
 
 // Rails' generated puma.rb copies the maximum into the minimum; caracal reads no such file.
 TEST_CASE("RAILS_MAX_THREADS alone sets the maximum and leaves the minimum at its default") {
-  auto model = caracal::concurrency_from_environment({}, fake_environment({{"RAILS_MAX_THREADS", "3"}}));
+  auto model = caracal::concurrency_from_environment({}, caracal::fixed_environment({{"RAILS_MAX_THREADS", "3"}}));
   REQUIRE(model.ok());
   CHECK(model->max_threads == 3);
   CHECK(model->min_threads == ConcurrencyModel::default_min_threads);
@@ -99,7 +89,7 @@ TEST_CASE("RAILS_MAX_THREADS alone sets the maximum and leaves the minimum at it
 
 // A typo in the environment must stop the server, naming the variable.
 TEST_CASE("an unparsable environment variable is an error naming it") {
-  auto model = caracal::concurrency_from_environment({}, fake_environment({{"RAILS_MAX_THREADS", "fifty"}}));
+  auto model = caracal::concurrency_from_environment({}, caracal::fixed_environment({{"RAILS_MAX_THREADS", "fifty"}}));
   REQUIRE_FALSE(model.ok());
   CHECK(model.error() == "RAILS_MAX_THREADS: expected a whole number, got 'fifty'");
 }

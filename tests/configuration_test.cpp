@@ -231,19 +231,9 @@ TEST_CASE("zero is refused for the counts and timeouts that it would break") {
 // Applying a file:3 ends here
 
 // [[file:../notes/configuration.org::*The environment layer][The environment layer:3]]
-namespace {
-caracal::EnvironmentLookup fake_environment(std::map<std::string, std::string> vars) {
-  return [vars](std::string_view name) -> std::optional<std::string> {
-    auto it = vars.find(std::string(name));
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
-}  // namespace
-
 // Container platforms hand out the port and size through the environment.
 TEST_CASE("PORT, WEB_CONCURRENCY and RACK_ENV fill the configuration") {
-  auto config = caracal::apply_environment({}, fake_environment({{"PORT", "5000"}, {"WEB_CONCURRENCY", "2"},
+  auto config = caracal::apply_environment({}, caracal::fixed_environment({{"PORT", "5000"}, {"WEB_CONCURRENCY", "2"},
                                                                   {"RACK_ENV", "staging"}, {"RAILS_ENV", "x"}}));
   REQUIRE(config.ok());
   REQUIRE(config->binds.size() == 1);
@@ -254,7 +244,7 @@ TEST_CASE("PORT, WEB_CONCURRENCY and RACK_ENV fill the configuration") {
 
 // A bad PORT must stop the start, naming the variable.
 TEST_CASE("an invalid PORT is an error naming the variable") {
-  auto config = caracal::apply_environment({}, fake_environment({{"PORT", "http"}}));
+  auto config = caracal::apply_environment({}, caracal::fixed_environment({{"PORT", "http"}}));
   REQUIRE_FALSE(config.ok());
   CHECK(config.error() == "caracal: PORT: expected a port number (0-65535), got 'http'");
 }
@@ -334,7 +324,7 @@ caracal::FileReader one_file(std::string name, std::string text) {
 caracal::Outcome<caracal::Configuration> load(std::vector<std::string> args,
                                               std::map<std::string, std::string> env = {},
                                               std::string file = "workers 2\nthreads 1, 4\nport 7000\n") {
-  return caracal::load_configuration(args, fake_environment(env), one_file("c.rb", file));
+  return caracal::load_configuration(args, caracal::fixed_environment(env), one_file("c.rb", file));
 }
 }  // namespace
 
