@@ -226,7 +226,7 @@ local read_src_block
 
 -- What pandoc is shown of a line outside blocks.  Tangling depends on the
 -- outline (headings, drawers, keywords, block delimiters, list structure),
--- never on the words of a paragraph, and parsing those words was nine tenths
+-- never on the words of a paragraph, and parsing those words was two thirds
 -- of pandoc's time; so prose is handed over as blank lines (keeping every
 -- line number) and a list item as its bullet alone.
 local function structural_line(line)
