@@ -41,9 +41,7 @@ class Worker {
   void adopt_connection(int fd);
   std::shared_ptr<TlsContext> tls_for(int fd) const;
   std::shared_ptr<const SessionHooks> make_session_hooks();
-  void run_on_pool(std::function<void()> job);
-  void count_requests_in_the_app(int change);
-  void open_gate_while_a_thread_is_free();  // in_app_mutex_ held
+  void open_gate_while_there_is_room(bool has_room);  // the pool's mutex held
   void wait_for_signals();
   void begin_shutdown();
   void tell_every_session(void (HttpSession::*what)());
@@ -59,17 +57,18 @@ class Worker {
   const std::shared_ptr<const SessionHooks> session_hooks_ = make_session_hooks();
   std::shared_ptr<const App> app_;
   ServerInfo info_;
-  net::io_context reactor_{1};  // one thread runs it: the worker's main thread
+  // One thread at a time runs it (the pool's leader), so Asio may keep the
+  // handlers a handler queues in that thread's own queue, without a lock.
+  net::io_context reactor_{1};
+  net::executor_work_guard<net::io_context::executor_type> keep_running_{reactor_.get_executor()};
   ThreadPool pool_;
   AcceptGate gate_;
   net::signal_set signals_;
   net::steady_timer heartbeat_timer_, shutdown_timer_;
   std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions_;
   std::vector<int> listen_ports_;  // parallel to settings_.tls, to recognise an ssl:// socket
-  std::mutex in_app_mutex_;   // pool threads and the reactor change the count
-  int requests_in_app_ = 0;  // in_app_mutex_ held
   std::atomic<std::uint64_t> requests_{0};
-  bool stopping_ = false;  // written by the reactor, under in_app_mutex_
+  std::atomic<bool> stopping_{false};  // written by the reactor
 };
 // The worker's parts:2 ends here
 
@@ -80,8 +79,10 @@ Worker::Worker(const WorkerSettings& settings, std::span<const int> listen_fds, 
           settings.first_data_timeout, settings.persistent_timeout, settings.write_timeout,
           settings.max_keep_alive, settings.limits, settings.lowlevel_error_handler})),
       app_(std::make_shared<const App>(std::move(app))),
-      pool_({settings.min_threads, std::max(settings.max_threads, 1),
-             settings.thread_reap_interval}),
+      pool_({settings.min_threads, std::max(settings.max_threads, 1), settings.thread_reap_interval},
+            ReactorTurns{[this] { return reactor_.run_one() > 0; },
+                         [this] { net::post(reactor_, [] {}); }},
+            [this](bool has_room) { open_gate_while_there_is_room(has_room); }),
       gate_(listen_fds,
             [this](int fd) { net::post(reactor_, [this, fd] { adopt_connection(fd); }); }),
       signals_(reactor_, SIGTERM, SIGINT),
@@ -98,18 +99,16 @@ Worker::Worker(const WorkerSettings& settings, std::span<const int> listen_fds, 
 int Worker::run() {
   std::signal(SIGPIPE, SIG_IGN);  // sendfile to a vanished client must not kill us
   wait_for_signals();
-  count_requests_in_the_app(0);  // none yet: this opens the gate
   write_heartbeat("b " + std::to_string(settings_.index) + " " + std::to_string(::getpid()) + "\n");
   schedule_heartbeat();
-  reactor_.run();
+  pool_.run_reactor();  // returns once the reactor has stopped
   gate_.stop();
   pool_.stop();  // an app still running past shutdown_timeout is waited for here
   return 0;
 }
 
-void Worker::open_gate_while_a_thread_is_free() {
-  if (stopping_) return;  // the gate is stopped for good
-  if (requests_in_app_ < std::max(settings_.max_threads, 1)) gate_.open();
+void Worker::open_gate_while_there_is_room(bool has_room) {
+  if (has_room) gate_.open();
   else gate_.close();
 }
 // Running:1 ends here
@@ -137,7 +136,7 @@ std::shared_ptr<TlsContext> Worker::tls_for(int fd) const {
 
 std::shared_ptr<const SessionHooks> Worker::make_session_hooks() {
   auto hooks = std::make_shared<SessionHooks>();
-  hooks->run_on_pool = [this](std::function<void()> job) { run_on_pool(std::move(job)); };
+  hooks->run_on_pool = [this](std::function<void()> job) { pool_.submit(std::move(job)); };
   hooks->request_received = [this] { ++requests_; };
   hooks->closed = [this](HttpSession* session) {
     sessions_.erase(session);
@@ -146,22 +145,6 @@ std::shared_ptr<const SessionHooks> Worker::make_session_hooks() {
   return hooks;
 }
 // Connections and the pool:1 ends here
-
-// [[file:../notes/worker.org::*Connections and the pool][Connections and the pool:2]]
-void Worker::run_on_pool(std::function<void()> job) {
-  count_requests_in_the_app(+1);
-  pool_.submit([this, job = std::move(job)] {
-    job();
-    count_requests_in_the_app(-1);  // here, not on the reactor: it may be asleep
-  });
-}
-
-void Worker::count_requests_in_the_app(int change) {
-  std::lock_guard lock(in_app_mutex_);
-  requests_in_app_ += change;
-  open_gate_while_a_thread_is_free();
-}
-// Connections and the pool:2 ends here
 
 // [[file:../notes/worker.org::*Stopping gracefully][Stopping gracefully:1]]
 namespace {
@@ -179,10 +162,8 @@ void Worker::wait_for_signals() {
 
 void Worker::begin_shutdown() {
   if (stopping_) return;
-  {
-    std::lock_guard lock(in_app_mutex_);  // no pool thread opens the gate after this
-    stopping_ = true;
-  }
+  stopping_ = true;
+  pool_.stop_capacity_reports();  // no thread opens the gate after this
   gate_.stop();
   heartbeat_timer_.cancel();
   tell_every_session(&HttpSession::shut_down);
@@ -256,7 +237,7 @@ std::string Worker::stats_json() const {
          field("requests", requests_.load()) + "," + field("accepts", gate.accepts) + "," +
          field("empty_wakeups", gate.empty_wakeups) + "," + field("busy_threads", pool.busy) +
          "," + field("pool_capacity", pool.capacity) + "," + field("running", pool.running) +
-         "," + field("backlog", pool.backlog) + "}";
+         "," + field("backlog", pool.backlog) + "," + field("takeovers", pool.takeovers) + "}";
 }
 
 }  // namespace detail

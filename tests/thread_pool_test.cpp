@@ -7,7 +7,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -142,3 +146,130 @@ TEST_CASE("a pool the system refuses a thread keeps the job and runs it once a t
   CHECK(eventually(pool, [&ran](const ThreadPoolStats&) { return ran.load() == 2; }));
 }
 // Tests:5 ends here
+
+// [[file:../notes/thread-pool.org::*The turns at the reactor][The turns at the reactor:1]]
+namespace {
+// A reactor for tests: handlers run one at a time by whichever thread leads.
+class TestReactor {
+ public:
+  void post(std::function<void()> handler) {
+    std::lock_guard lock(mutex_);
+    handlers_.push_back(std::move(handler));
+    ready_.notify_all();
+  }
+  void stop() {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+    ready_.notify_all();
+  }
+  caracal::ReactorTurns turns() {
+    return {[this] { return run_one(); }, [this] { ready_.notify_all(); }};
+  }
+
+ private:
+  bool run_one() {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [this] { return stopped_ || !handlers_.empty(); });
+    if (stopped_) return false;
+    auto handler = std::move(handlers_.front());
+    handlers_.pop_front();
+    lock.unlock();
+    handler();
+    return true;
+  }
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> handlers_;
+  bool stopped_ = false;
+};
+
+// A pool leading a TestReactor on a thread of its own, stopped in order at the end.
+struct LeadingPool {
+  explicit LeadingPool(ThreadPoolSettings settings, ThreadPool::CapacityListener listener = {})
+      : pool(settings, reactor.turns(), std::move(listener)),
+        main([this] { pool.run_reactor(); }) {}
+  ~LeadingPool() {
+    reactor.stop();
+    main.join();
+    pool.stop();
+  }
+  TestReactor reactor;
+  ThreadPool pool;
+  std::thread main;
+};
+}  // namespace
+// The turns at the reactor:1 ends here
+
+// [[file:../notes/thread-pool.org::*The turns at the reactor][The turns at the reactor:2]]
+TEST_CASE("the leader runs the app itself, on the thread that read the request") {
+  LeadingPool leading({.min_threads = 0, .max_threads = 4, .reap_interval = 60s});
+  constexpr int kRequests = 100;
+  std::atomic<int> same_thread{0}, done{0};
+  for (int i = 0; i < kRequests; ++i)
+    leading.reactor.post([&] {
+      const auto reader = std::this_thread::get_id();
+      leading.pool.submit([&, reader] {
+        same_thread += std::this_thread::get_id() == reader;
+        ++done;
+      });
+    });
+  REQUIRE(eventually(leading.pool, [&](const ThreadPoolStats&) { return done.load() == kRequests; }));
+  CHECK(same_thread.load() == kRequests);
+  const auto stats = leading.pool.stats();
+  CHECK(stats.inline_jobs == kRequests);
+  CHECK(stats.spawned_total <= 1);  // the standby, spawned at the first request
+  CHECK(stats.takeovers == 0);
+}
+// The turns at the reactor:2 ends here
+
+// [[file:../notes/thread-pool.org::*The turns at the reactor][The turns at the reactor:3]]
+TEST_CASE("a leader stuck in a slow app loses the reactor and other requests go on") {
+  LeadingPool leading({.min_threads = 0, .max_threads = 2, .reap_interval = 60s});
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> fast_done;
+  leading.reactor.post([&] { leading.pool.submit([released] { released.wait(); }); });
+  leading.reactor.post([&] { leading.pool.submit([&fast_done] { fast_done.set_value(); }); });
+  CHECK(fast_done.get_future().wait_for(kPatience) == std::future_status::ready);
+  CHECK(leading.pool.stats().takeovers >= 1);
+  CHECK(leading.pool.stats().busy == 1);  // the slow one is still in its app
+  release.set_value();
+  CHECK(eventually(leading.pool, [](const ThreadPoolStats& s) { return s.busy == 0; }));
+}
+// The turns at the reactor:3 ends here
+
+// [[file:../notes/thread-pool.org::*The turns at the reactor][The turns at the reactor:4]]
+TEST_CASE("with every thread in the app a request waits in the queue and the gate is told") {
+  std::mutex reports_mutex;
+  std::vector<bool> reports;
+  LeadingPool leading({.min_threads = 0, .max_threads = 1, .reap_interval = 60s},
+                      [&](bool has_room) {
+                        std::lock_guard lock(reports_mutex);
+                        reports.push_back(has_room);
+                      });
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> second_ran{false};
+  std::thread::id slow_thread, second_thread;
+  leading.reactor.post([&] {
+    leading.pool.submit([&, released] {
+      slow_thread = std::this_thread::get_id();
+      released.wait();
+    });
+  });
+  leading.reactor.post([&] {
+    leading.pool.submit([&] {
+      second_thread = std::this_thread::get_id();
+      second_ran = true;
+    });
+  });
+  REQUIRE(eventually(leading.pool, [](const ThreadPoolStats& s) { return s.backlog == 1; }));
+  CHECK_FALSE(second_ran.load());
+  release.set_value();
+  REQUIRE(eventually(leading.pool, [&](const ThreadPoolStats&) { return second_ran.load(); }));
+  CHECK(second_thread == slow_thread);
+  REQUIRE(eventually(leading.pool, [](const ThreadPoolStats& s) { return s.capacity == 1; }));
+  std::lock_guard lock(reports_mutex);
+  CHECK(reports == std::vector<bool>{true, false, true});
+}
+// The turns at the reactor:4 ends here
