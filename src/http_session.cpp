@@ -56,7 +56,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   BeastSession(net::io_context& reactor, int fd, std::shared_ptr<const App> app,
                const ServerInfo* server, std::shared_ptr<const SessionSettings> settings,
                std::shared_ptr<const SessionHooks> hooks,
-               std::string remote_addr);
+               std::string remote_addr, int requests_served);
   void start() { do_read_header(); }
   void shut_down() override;
   void cut_off() override;
@@ -108,11 +108,17 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   void linger_then_close();
   void drain_until_the_client_closes();
   void close();
+  void check_on_the_idle_connection();
+  void check_again_at(std::chrono::steady_clock::time_point when);
+  void park();
   void close_file();
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   net::steady_timer wait_deadline_;  // tcp_stream's timeouts do not cover async_wait
+  net::steady_timer idle_check_;     // looks at an idle connection now and then (see below)
+  std::chrono::steady_clock::time_point idle_since_{};
+  bool idle_check_armed_ = false;
   net::steady_timer body_deadline_;  // cancels a stalled body read without closing
   std::unique_ptr<http::request_parser<http::string_body>> parser_;  // only while reading
   // The response being written; on the heap, and only while it is written.
@@ -127,7 +133,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   const std::string remote_addr_;
   const bool tcp_;  // TCP (Nagle and corking apply), not a Unix socket
   State state_ = State::reading;
-  int requests_served_ = 0;
+  int requests_served_;
   int request_version_ = 11;
   bool head_request_ = false, keep_alive_ = false, shutting_down_ = false;
   bool body_timed_out_ = false, cut_off_ = false, linger_ = false;
@@ -181,16 +187,19 @@ void set_cork(int fd, bool on) {
 BeastSession::BeastSession(net::io_context& reactor, int fd, std::shared_ptr<const App> app,
                            const ServerInfo* server,
                            std::shared_ptr<const SessionSettings> settings,
-                           std::shared_ptr<const SessionHooks> hooks, std::string remote_addr)
+                           std::shared_ptr<const SessionHooks> hooks, std::string remote_addr,
+                           int requests_served)
     : stream_(tcp::socket(reactor, protocol_of(fd), fd)),
       wait_deadline_(reactor),
+      idle_check_(reactor),
       body_deadline_(reactor),
       app_(std::move(app)),
       server_(server),
       settings_(std::move(settings)),
       hooks_(std::move(hooks)),
       remote_addr_(remote_addr.empty() ? detail::peer_address(fd) : std::move(remote_addr)),
-      tcp_(is_tcp(fd)) {
+      tcp_(is_tcp(fd)),
+      requests_served_(requests_served) {
   if (tcp_) send_small_writes_at_once(fd);
 }
 // The session's state:5 ends here
@@ -660,24 +669,57 @@ void BeastSession::wait_for_the_next_request() {
   forget_the_last_request();
   if (buffer_.size() > 0) return do_read_header();  // pipelined: the client is talking
   idle_ = true;
-  wait_deadline_.expires_after(settings_->persistent_timeout);
-  wait_deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (ec) return;
-    std::lock_guard lock(self->handover_);  // the wait may have been started by a pool thread
-    if (!self->idle_) return;  // bytes arrived first
-    self->fail({FailureKind::head_timeout, "idle longer than persistent_timeout"});
-  });
+  idle_since_ = std::chrono::steady_clock::now();
+  if (!idle_check_armed_) check_on_the_idle_connection();
   stream_.socket().async_wait(tcp::socket::wait_read,
                               [self = shared_from_this()](beast::error_code ec) {
                                 self->idle_ = false;
-                                self->wait_deadline_.cancel();
                                 if (ec || self->state_ == State::closed) return self->close();
                                 self->do_read_header();
                               });
 }
 // Waiting for the next request without a buffer:1 ends here
 
-// [[file:../notes/http-session.org::*Waiting for the next request without a buffer][Waiting for the next request without a buffer:3]]
+// [[file:../notes/http-session.org::*The idle check, and parking][The idle check, and parking:1]]
+void BeastSession::check_on_the_idle_connection() {
+  const bool may_park = hooks_->park && settings_->park_after < settings_->persistent_timeout;
+  const auto patience = may_park ? settings_->park_after : settings_->persistent_timeout;
+  check_again_at(idle_since_ + patience);
+}
+
+void BeastSession::check_again_at(std::chrono::steady_clock::time_point when) {
+  idle_check_armed_ = true;
+  idle_check_.expires_at(when);
+  idle_check_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec) return;  // cancelled: the session closed
+    std::lock_guard lock(self->handover_);
+    self->idle_check_armed_ = false;
+    if (!self->idle_ || self->state_ == State::closed) return;  // busy: its next idle arms it
+    const auto idle_for = std::chrono::steady_clock::now() - self->idle_since_;
+    const bool may_park = self->hooks_->park && self->settings_->park_after < self->settings_->persistent_timeout;
+    if (idle_for >= self->settings_->persistent_timeout)
+      return self->fail({FailureKind::head_timeout, "idle longer than persistent_timeout"});
+    if (may_park && idle_for >= self->settings_->park_after) return self->park();
+    self->check_on_the_idle_connection();  // idle again since the timer was armed: not yet
+  });
+}
+// The idle check, and parking:1 ends here
+
+// [[file:../notes/http-session.org::*The idle check, and parking][The idle check, and parking:3]]
+void BeastSession::park() {
+  idle_ = false;
+  state_ = State::closed;
+  beast::error_code ec;
+  const int fd = stream_.socket().release(ec);
+  wait_deadline_.cancel();
+  body_deadline_.cancel();
+  if (!ec && fd >= 0)
+    hooks_->park(fd, requests_served_, idle_since_ + settings_->persistent_timeout);
+  if (hooks_->closed) hooks_->closed(this);
+}
+// The idle check, and parking:3 ends here
+
+// [[file:../notes/http-session.org::*The idle check, and parking][The idle check, and parking:4]]
 void BeastSession::shut_down() {
   std::lock_guard lock(handover_);  // a pool thread may be answering (see above)
   shutting_down_ = true;
@@ -690,9 +732,9 @@ void BeastSession::cut_off() {
   cut_off_ = true;
   fail({FailureKind::forced_shutdown, "shutdown_timeout passed with the request in the app"});
 }
-// Waiting for the next request without a buffer:3 ends here
+// The idle check, and parking:4 ends here
 
-// [[file:../notes/http-session.org::*Waiting for the next request without a buffer][Waiting for the next request without a buffer:4]]
+// [[file:../notes/http-session.org::*The idle check, and parking][The idle check, and parking:5]]
 void BeastSession::linger_then_close() {
   beast::error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -708,9 +750,9 @@ void BeastSession::drain_until_the_client_closes() {
                             self->drain_until_the_client_closes();
                           });
 }
-// Waiting for the next request without a buffer:4 ends here
+// The idle check, and parking:5 ends here
 
-// [[file:../notes/http-session.org::*Waiting for the next request without a buffer][Waiting for the next request without a buffer:5]]
+// [[file:../notes/http-session.org::*The idle check, and parking][The idle check, and parking:6]]
 void BeastSession::close() {
   if (state_ == State::closed) return;
   state_ = State::closed;
@@ -718,6 +760,7 @@ void BeastSession::close() {
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream_.close();
   wait_deadline_.cancel();
+  idle_check_.cancel();
   body_deadline_.cancel();
   close_file();
   if (hooks_->closed) hooks_->closed(this);
@@ -727,7 +770,7 @@ void BeastSession::close_file() {
   if (file_fd_ >= 0) ::close(file_fd_);
   file_fd_ = -1;
 }
-// Waiting for the next request without a buffer:5 ends here
+// The idle check, and parking:6 ends here
 
 // [[file:../notes/http-session.org::*Reading the head strictly][Reading the head strictly:1]]
 namespace {
@@ -1060,6 +1103,7 @@ std::shared_ptr<HttpSession> start_tls_session(net::io_context& reactor, int fd,
   tunnel->start(settings->first_data_timeout);
   auto own_hooks = std::make_shared<SessionHooks>(*hooks);  // its closed hook is the tunnel's
   own_hooks->closed = [tunnel](HttpSession* session) { tunnel->session_closed(session); };
+  own_hooks->park = nullptr;  // the connection's state is in the tunnel, not in the socket
   auto session = start_http_session(reactor, pair[0], std::move(app), server, std::move(settings),
                                     std::move(own_hooks), std::move(remote_addr));
   tunnel->hold(session);
@@ -1073,12 +1117,13 @@ std::shared_ptr<HttpSession> start_http_session(net::io_context& reactor, int fd
                                                 const ServerInfo* server,
                                                 std::shared_ptr<const SessionSettings> settings,
                                                 std::shared_ptr<const SessionHooks> hooks,
-                                                std::string remote_addr) {
+                                                std::string remote_addr,
+                                                int requests_served) {
   std::shared_ptr<BeastSession> session;
   try {
     session = std::make_shared<BeastSession>(reactor, fd, std::move(app), server,
                                              std::move(settings), std::move(hooks),
-                                             std::move(remote_addr));
+                                             std::move(remote_addr), requests_served);
   } catch (const std::exception& error) {
     std::cerr << "caracal: cannot adopt a connection: " << error.what() << '\n';
     ::close(fd);

@@ -25,11 +25,14 @@ struct SessionSettings {
   int max_keep_alive = 999;  // requests per connection; the last one says Connection: close
   RequestLimits limits;      // what a request may weigh (see the low-level error handler)
   LowlevelErrorHandler lowlevel_error_handler;  // empty: the default answers
+  // An idle keep-alive connection is handed to the parking lot (if the hooks
+  // offer one) after this long; until then it keeps its session.
+  std::chrono::milliseconds park_after{5};
 };
 
 class HttpSession;
 
-// The session's window onto its worker. All three are called on the reactor thread.
+// The session's window onto its worker.
 struct SessionHooks {
   // Runs a job on a pool thread (the app, or the next chunk of a stream). The job
   // may answer the client itself, so its end needs no trip back to the reactor.
@@ -38,6 +41,10 @@ struct SessionHooks {
   std::function<void()> request_received;
   // The session closed its socket; called once. May be empty.
   std::function<void(HttpSession*)> closed;
+  // Takes an idle connection's socket (its ownership too), the requests it has
+  // served, and when it must be closed if the client stays silent. Called on the
+  // reactor, just before `closed`. Empty: idle connections keep their session.
+  std::function<void(int fd, int requests_served, std::chrono::steady_clock::time_point until)> park;
 };
 
 // One connection. The worker holds it weakly, to ask it to shut down.
@@ -55,12 +62,14 @@ class HttpSession {
 // Takes ownership of a connected, non-blocking socket and starts reading.
 // Call on the reactor's thread. Returns nullptr (socket closed) if the socket
 // cannot be adopted. `remote_addr` empty: ask the socket for its peer.
+// `requests_served`: by earlier sessions of this connection (it was parked).
 std::shared_ptr<HttpSession> start_http_session(boost::asio::io_context& reactor, int fd,
                                                 std::shared_ptr<const App> app,
                                                 const ServerInfo* server,
                                                 std::shared_ptr<const SessionSettings> settings,
                                                 std::shared_ptr<const SessionHooks> hooks,
-                                                std::string remote_addr = {});
+                                                std::string remote_addr = {},
+                                                int requests_served = 0);
 
 // A server certificate and key, loaded once (before any fork) for an ssl:// bind.
 struct TlsContext;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,6 +24,7 @@
 
 #include "accept_queue.hpp"  // local_port: the TCP port of a socket, -1 for a Unix one
 #include "http_session.hpp"
+#include "parking_lot.hpp"
 #include "sleep_and_wake.hpp"
 #include "thread_pool.hpp"
 
@@ -38,7 +40,10 @@ class Worker {
   int run();
 
  private:
-  void adopt_connection(int fd);
+  void adopt_connection(int fd, int requests_served = 0);
+  void park_connection(int fd, int requests_served, ParkingLot::Clock::time_point until);
+  void watch_parked_connections();
+  void expire_parked_connections_in_time();
   std::shared_ptr<TlsContext> tls_for(int fd) const;
   std::shared_ptr<const SessionHooks> make_session_hooks();
   void open_gate_while_there_is_room(bool has_room);  // the pool's mutex held
@@ -65,6 +70,11 @@ class Worker {
   AcceptGate gate_;
   net::signal_set signals_;
   net::steady_timer heartbeat_timer_, shutdown_timer_;
+  ParkingLot parking_;
+  net::posix::stream_descriptor parking_watch_;  // a copy of the lot's epoll descriptor
+  net::steady_timer parking_timer_;
+  bool parking_timer_armed_ = false;
+  std::atomic<std::size_t> parked_{0};  // the lot's count, for /stats on a pool thread
   std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions_;
   std::vector<int> listen_ports_;  // parallel to settings_.tls, to recognise an ssl:// socket
   std::atomic<std::uint64_t> requests_{0};
@@ -87,7 +97,9 @@ Worker::Worker(const WorkerSettings& settings, std::span<const int> listen_fds, 
             [this](int fd) { net::post(reactor_, [this, fd] { adopt_connection(fd); }); }),
       signals_(reactor_, SIGTERM, SIGINT),
       heartbeat_timer_(reactor_),
-      shutdown_timer_(reactor_) {
+      shutdown_timer_(reactor_),
+      parking_watch_(reactor_, ::dup(parking_.watch_fd())),
+      parking_timer_(reactor_) {
   info_.worker_index = settings.index;
   info_.environment = settings.environment;
   info_.stats_json = [this] { return stats_json(); };
@@ -101,6 +113,7 @@ int Worker::run() {
   wait_for_signals();
   write_heartbeat("b " + std::to_string(settings_.index) + " " + std::to_string(::getpid()) + "\n");
   schedule_heartbeat();
+  watch_parked_connections();
   pool_.run_reactor();  // returns once the reactor has stopped
   gate_.stop();
   pool_.stop();  // an app still running past shutdown_timeout is waited for here
@@ -114,7 +127,7 @@ void Worker::open_gate_while_there_is_room(bool has_room) {
 // Running:1 ends here
 
 // [[file:../notes/worker.org::*Connections and the pool][Connections and the pool:1]]
-void Worker::adopt_connection(int fd) {
+void Worker::adopt_connection(int fd, int requests_served) {
   if (stopping_) {
     ::close(fd);  // accepted just before the gate closed; the client will retry elsewhere
     return;
@@ -123,7 +136,7 @@ void Worker::adopt_connection(int fd) {
   auto session = tls ? start_tls_session(reactor_, fd, std::move(tls), app_, &info_,
                                          session_settings_, session_hooks_)
                      : start_http_session(reactor_, fd, app_, &info_, session_settings_,
-                                          session_hooks_);
+                                          session_hooks_, {}, requests_served);
   if (session) sessions_.emplace(session.get(), session);
 }
 
@@ -142,9 +155,48 @@ std::shared_ptr<const SessionHooks> Worker::make_session_hooks() {
     sessions_.erase(session);
     stop_when_sessions_are_done();
   };
+  hooks->park = [this](int fd, int requests_served, ParkingLot::Clock::time_point until) {
+    park_connection(fd, requests_served, until);
+  };
   return hooks;
 }
 // Connections and the pool:1 ends here
+
+// [[file:../notes/worker.org::*Parked connections][Parked connections:1]]
+void Worker::park_connection(int fd, int requests_served, ParkingLot::Clock::time_point until) {
+  if (stopping_) {
+    ::close(fd);  // idle, and the worker is stopping: nobody is owed an answer
+    return;
+  }
+  if (parking_.park({fd, requests_served}, until)) expire_parked_connections_in_time();
+  parked_ = parking_.stats().parked;
+}
+
+void Worker::watch_parked_connections() {
+  parking_watch_.async_wait(net::posix::stream_descriptor::wait_read,
+                            [this](const boost::system::error_code& ec) {
+                              if (ec) return;  // cancelled: stopping
+                              for (const auto& parked : parking_.take_ready())
+                                adopt_connection(parked.fd, parked.requests_served);
+                              parked_ = parking_.stats().parked;
+                              watch_parked_connections();
+                            });
+}
+
+void Worker::expire_parked_connections_in_time() {
+  const auto next = parking_.next_deadline();
+  if (!next || (parking_timer_armed_ && parking_timer_.expiry() <= *next)) return;
+  parking_timer_armed_ = true;
+  parking_timer_.expires_at(*next);  // a wait for a later deadline ends, cancelled
+  parking_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: re-armed earlier, or stopping
+    parking_timer_armed_ = false;
+    parking_.expire(ParkingLot::Clock::now());
+    parked_ = parking_.stats().parked;
+    expire_parked_connections_in_time();
+  });
+}
+// Parked connections:1 ends here
 
 // [[file:../notes/worker.org::*Stopping gracefully][Stopping gracefully:1]]
 namespace {
@@ -165,6 +217,10 @@ void Worker::begin_shutdown() {
   stopping_ = true;
   pool_.stop_capacity_reports();  // no thread opens the gate after this
   gate_.stop();
+  parking_.close_all();  // idle: nobody is owed an answer
+  parked_ = 0;
+  parking_watch_.cancel();
+  parking_timer_.cancel();
   heartbeat_timer_.cancel();
   tell_every_session(&HttpSession::shut_down);
   shutdown_timer_.expires_after(settings_.shutdown_timeout);
@@ -230,6 +286,7 @@ void Worker::write_heartbeat(const std::string& line) const {
 std::string Worker::stats_json() const {
   const auto pool = pool_.stats();
   const auto gate = gate_.stats();
+  const auto parked = parked_.load();  // the lot itself belongs to the reactor
   auto field = [](const char* name, auto value) {
     return std::string("\"") + name + "\":" + std::to_string(value);
   };
@@ -237,7 +294,8 @@ std::string Worker::stats_json() const {
          field("requests", requests_.load()) + "," + field("accepts", gate.accepts) + "," +
          field("empty_wakeups", gate.empty_wakeups) + "," + field("busy_threads", pool.busy) +
          "," + field("pool_capacity", pool.capacity) + "," + field("running", pool.running) +
-         "," + field("backlog", pool.backlog) + "," + field("takeovers", pool.takeovers) + "}";
+         "," + field("backlog", pool.backlog) + "," + field("takeovers", pool.takeovers) + "," +
+         field("parked", parked) + "}";
 }
 
 }  // namespace detail

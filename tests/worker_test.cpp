@@ -262,6 +262,85 @@ TEST_CASE("SIGTERM lets an in-flight request finish, then the worker exits 0") {
 }
 // Graceful stop:1 ends here
 
+// [[file:../notes/worker.org::*Parked connections][Parked connections:1]]
+namespace {
+// Reads heartbeats until one says exactly `parked` connections are parked.
+bool heartbeat_says_parked(WorkerProcess& worker, int parked) {
+  const std::string wanted = "\"parked\":" + std::to_string(parked) + "}";
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto line = worker.read_heartbeat();
+    if (line.empty()) return false;
+    if (line.find(wanted) != std::string::npos) return true;
+  }
+  return false;
+}
+}  // namespace
+
+TEST_CASE("a parked connection answers its next request and max_keep_alive counts across parks") {
+  Listener listener;
+  auto settings = test_settings(2);
+  settings.max_keep_alive = 3;
+  WorkerProcess worker(settings, {listener.fd}, hello);
+  const std::uint16_t port = listener.port;
+  listener.close();
+  REQUIRE(worker.read_heartbeat().rfind("b 0 ", 0) == 0);
+  const int fd = test_client::connect_to(port);
+  REQUIRE(fd >= 0);
+  Reader reader(fd);
+  for (int request = 1; request <= 3; ++request) {
+    REQUIRE(send_all(fd, get("/")));
+    auto reply = reader.read_reply();
+    REQUIRE(reply);
+    CHECK(reply->body == "Hello, world!");
+    CHECK(reply->has("connection") == (request == 3));  // the third is the last: close
+    if (request < 3) CHECK(heartbeat_says_parked(worker, 1));
+  }
+  CHECK(reader.at_eof());
+  ::close(fd);
+}
+// Parked connections:1 ends here
+
+// [[file:../notes/worker.org::*Parked connections][Parked connections:2]]
+TEST_CASE("a parked connection is closed at the persistent timeout") {
+  Listener listener;
+  auto settings = test_settings(2);
+  settings.persistent_timeout = 400ms;
+  WorkerProcess worker(settings, {listener.fd}, hello);
+  const std::uint16_t port = listener.port;
+  listener.close();
+  REQUIRE(worker.read_heartbeat().rfind("b 0 ", 0) == 0);
+  const int fd = test_client::connect_to(port);
+  REQUIRE(fd >= 0);
+  Reader reader(fd);
+  REQUIRE(send_all(fd, get("/")));
+  REQUIRE(reader.read_reply());
+  CHECK(heartbeat_says_parked(worker, 1));
+  CHECK(reader.at_eof());
+  CHECK(heartbeat_says_parked(worker, 0));
+  ::close(fd);
+}
+
+TEST_CASE("SIGTERM closes parked connections and the worker exits at once") {
+  Listener listener;
+  auto settings = test_settings(2);
+  settings.shutdown_timeout = 600s;  // a worker that waited for the parked one would not exit
+  WorkerProcess worker(settings, {listener.fd}, hello);
+  const std::uint16_t port = listener.port;
+  listener.close();
+  REQUIRE(worker.read_heartbeat().rfind("b 0 ", 0) == 0);
+  const int fd = test_client::connect_to(port);
+  REQUIRE(fd >= 0);
+  Reader reader(fd);
+  REQUIRE(send_all(fd, get("/")));
+  REQUIRE(reader.read_reply());
+  REQUIRE(heartbeat_says_parked(worker, 1));
+  CHECK(worker.terminate_and_wait() == 0);  // within kPatience, far below shutdown_timeout
+  CHECK(reader.at_eof());
+  ::close(fd);
+}
+// Parked connections:2 ends here
+
 // [[file:../notes/worker.org::*Wake-one between processes][Wake-one between processes:1]]
 // Several idle workers on one socket must not all wake for each connection.
 TEST_CASE("each connection to several idle worker processes wakes one of them, not all") {
