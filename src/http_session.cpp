@@ -41,6 +41,10 @@ using tcp = net::ip::tcp;
 namespace {
 constexpr std::size_t kSendfileSliceBytes = 1 << 20;
 constexpr std::size_t kHeadReadBytes = 4096;
+// What an idle keep-alive connection reads into while it waits: most request
+// heads fit, and an idle session should stay small (see "Waiting for the next
+// request"). A longer head is read on in kHeadReadBytes steps.
+constexpr std::size_t kIdleReadBytes = 1024;
 constexpr std::chrono::seconds kLingerTime{2};
 // The largest string body a pool thread writes itself (see "Answering from the
 // pool thread"): a copy this small costs less than a trip through the reactor.
@@ -70,7 +74,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   void read_more_of_the_head();
   void on_head_bytes(beast::error_code ec, std::size_t bytes);
   void check_the_head(std::string_view head);
-  void on_read_header(beast::error_code ec, std::size_t);
+  void on_read_header(beast::error_code ec);
   bool client_expects_continue() const;
   void do_send_continue();
   void on_continue_sent(beast::error_code ec, std::size_t);
@@ -108,9 +112,11 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   void linger_then_close();
   void drain_until_the_client_closes();
   void close();
+  void on_first_bytes(beast::error_code ec, std::size_t bytes);
   void check_on_the_idle_connection();
   void check_again_at(std::chrono::steady_clock::time_point when);
   void park();
+  void hand_over_to_the_parking_lot();
   void close_file();
 
   beast::tcp_stream stream_;
@@ -119,6 +125,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   net::steady_timer idle_check_;     // looks at an idle connection now and then (see below)
   std::chrono::steady_clock::time_point idle_since_{};
   bool idle_check_armed_ = false;
+  bool parking_ = false;  // the idle read was cancelled to park the socket
   net::steady_timer body_deadline_;  // cancels a stalled body read without closing
   std::unique_ptr<http::request_parser<http::string_body>> parser_;  // only while reading
   // The response being written; on the heap, and only while it is written.
@@ -256,14 +263,15 @@ void BeastSession::check_the_head(std::string_view head) {
   env().method = verdict.method;
   set_target(env(), verdict.target);
   if (verdict.failure) return fail(std::move(*verdict.failure));
-  http::async_read_header(stream_, buffer_, *parser_,
-                          beast::bind_front_handler(&BeastSession::on_read_header,
-                                                    shared_from_this()));
+  beast::error_code ec;
+  buffer_.consume(parser_->put(buffer_.data(), ec));
+  if (!ec && !parser_->is_header_done()) ec = http::error::partial_message;  // cannot happen
+  on_read_header(ec);
 }
 // Reading a request:4 ends here
 
 // [[file:../notes/http-session.org::*Reading a request][Reading a request:5]]
-void BeastSession::on_read_header(beast::error_code ec, std::size_t) {
+void BeastSession::on_read_header(beast::error_code ec) {
   if (ec) return fail_read(ec);
   if (client_expects_continue()) return do_send_continue();
   do_read_body();
@@ -658,10 +666,9 @@ void BeastSession::finish_response() {
 }
 // Keep-alive or close:1 ends here
 
-// [[file:../notes/http-session.org::*Waiting for the next request without a buffer][Waiting for the next request without a buffer:1]]
+// [[file:../notes/http-session.org::*Waiting for the next request][Waiting for the next request:1]]
 void BeastSession::forget_the_last_request() {
   env_.reset();
-  if (buffer_.size() == 0) buffer_.shrink_to_fit();  // an empty flat_buffer frees its storage
 }
 
 void BeastSession::wait_for_the_next_request() {
@@ -671,14 +678,22 @@ void BeastSession::wait_for_the_next_request() {
   idle_ = true;
   idle_since_ = std::chrono::steady_clock::now();
   if (!idle_check_armed_) check_on_the_idle_connection();
-  stream_.socket().async_wait(tcp::socket::wait_read,
-                              [self = shared_from_this()](beast::error_code ec) {
-                                self->idle_ = false;
-                                if (ec || self->state_ == State::closed) return self->close();
-                                self->do_read_header();
-                              });
+  stream_.socket().async_read_some(buffer_.prepare(kIdleReadBytes),
+                                   [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+                                     self->on_first_bytes(ec, bytes);
+                                   });
 }
-// Waiting for the next request without a buffer:1 ends here
+
+void BeastSession::on_first_bytes(beast::error_code ec, std::size_t bytes) {
+  idle_ = false;
+  if (state_ == State::closed) return;
+  buffer_.commit(bytes);
+  const bool parked = std::exchange(parking_, false);
+  if (bytes > 0) return do_read_header();  // the client spoke first: no parking
+  if (parked && ec == net::error::operation_aborted) return hand_over_to_the_parking_lot();
+  close();  // the client closed, or the socket failed
+}
+// Waiting for the next request:1 ends here
 
 // [[file:../notes/http-session.org::*The idle check, and parking][The idle check, and parking:1]]
 void BeastSession::check_on_the_idle_connection() {
@@ -707,7 +722,12 @@ void BeastSession::check_again_at(std::chrono::steady_clock::time_point when) {
 
 // [[file:../notes/http-session.org::*The idle check, and parking][The idle check, and parking:3]]
 void BeastSession::park() {
-  idle_ = false;
+  parking_ = true;
+  beast::error_code ignored;
+  stream_.socket().cancel(ignored);  // on_first_bytes takes it from here
+}
+
+void BeastSession::hand_over_to_the_parking_lot() {
   state_ = State::closed;
   beast::error_code ec;
   const int fd = stream_.socket().release(ec);

@@ -4,12 +4,14 @@
 #include "worker.hpp"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
@@ -299,8 +301,17 @@ std::string Worker::stats_json() const {
 }
 
 }  // namespace detail
+// Heartbeats and counters:2 ends here
+
+// [[file:../notes/worker.org::*Two malloc arenas][Two malloc arenas:1]]
+namespace {
+void limit_malloc_arenas() {
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) ::mallopt(M_ARENA_MAX, 2);
+}
+}  // namespace
 
 int run_worker(const WorkerSettings& settings, std::span<const int> listen_fds, App app) {
+  limit_malloc_arenas();  // before the pool starts its threads
   detail::stop_signal = 0;
   detail::Worker worker(settings, listen_fds, std::move(app));
   return worker.run();
@@ -309,4 +320,4 @@ int run_worker(const WorkerSettings& settings, std::span<const int> listen_fds, 
 int last_stop_signal() { return detail::stop_signal; }
 
 }  // namespace caracal
-// Heartbeats and counters:2 ends here
+// Two malloc arenas:1 ends here
