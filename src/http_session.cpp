@@ -414,6 +414,13 @@ bool is_framing_header(std::string_view name) {
 // 1xx, 204 and 304 responses never have a body, and so no Content-Length either.
 bool status_allows_body(int status) { return status >= 200 && status != 204 && status != 304; }
 
+// RFC 9110's phrases ("Content Too Large"), not Beast's older ones; Beast's for the rest.
+std::string_view status_text(int status) {
+  const auto phrase = reason_phrase(status);
+  if (phrase != "Unknown") return phrase;
+  return http::obsolete_reason(static_cast<http::status>(status));
+}
+
 template <class... F>
 struct overloaded : F... { using F::operator()...; };
 }  // namespace
@@ -432,8 +439,7 @@ template <class Body>
 void BeastSession::fill_header(http::response<Body>& message, const Response& response) const {
   message.version(request_version_);
   message.result(static_cast<unsigned>(response.status));
-  // RFC 9110's phrases ("Content Too Large"), not Beast's older ones; Beast's for the rest.
-  if (reason_phrase(response.status) != "Unknown") message.reason(reason_phrase(response.status));
+  message.reason(status_text(response.status));
   for (const auto& [name, value] : response.headers.fields)
     if (!is_framing_header(name)) message.insert(name, value);
   message.keep_alive(keep_alive_);
@@ -484,20 +490,29 @@ bool BeastSession::answer_from_the_pool(Response& response) {
 
 // [[file:../notes/http-session.org::*Answering from the pool thread][Answering from the pool thread:3]]
 std::string BeastSession::serialized(Response& response) const {
-  http::response<http::string_body> message;
-  fill_header(message, response);
-  auto& body = std::get<std::string>(response.body);
-  if (status_allows_body(response.status)) message.content_length(body.size());
-  if (!head_request_ && status_allows_body(response.status)) message.body() = std::move(body);
+  return detail::kept_alive_response_bytes(response, request_version_, head_request_);
+}
+
+std::string detail::kept_alive_response_bytes(const Response& response, int version,
+                                              bool head_request) {
+  const auto& body = std::get<std::string>(response.body);
+  const bool allows_body = status_allows_body(response.status);
+  const bool sends_body = allows_body && !head_request;
   std::string bytes;
-  http::response_serializer<http::string_body> serializer(message);
-  beast::error_code ec;
-  while (!ec && !serializer.is_done())
-    serializer.next(ec, [&](beast::error_code&, const auto& buffers) {
-      for (const auto buffer : beast::buffers_range_ref(buffers))
-        bytes.append(static_cast<const char*>(buffer.data()), buffer.size());
-      serializer.consume(beast::buffer_bytes(buffers));
-    });
+  bytes.reserve(160 + (sends_body ? body.size() : 0));
+  bytes += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
+  bytes += std::to_string(response.status);
+  bytes += ' ';
+  bytes += status_text(response.status);
+  bytes += "\r\n";
+  for (const auto& [name, value] : response.headers.fields) {
+    if (is_framing_header(name)) continue;
+    bytes.append(name).append(": ").append(value).append("\r\n");
+  }
+  if (version < 11) bytes += "Connection: keep-alive\r\n";
+  if (allows_body) bytes.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  bytes += "\r\n";
+  if (sends_body) bytes += body;
   return bytes;
 }
 // Answering from the pool thread:3 ends here

@@ -87,6 +87,10 @@ namespace detail {
 // "127.0.0.1", "::1", or "unix" for the peer of a connected socket.
 std::string peer_address(int fd);
 
+// The bytes of a response with a string body on a connection that stays open:
+// what the pool thread sends in one piece (see "Answering from the pool thread").
+std::string kept_alive_response_bytes(const Response& response, int version, bool head_request);
+
 // What the strict reading of a complete request head found.
 struct HeadVerdict {
   std::optional<Failure> failure;  // empty: the head may go to the parser

@@ -392,6 +392,50 @@ TEST_CASE("an idle keep-alive connection is closed after the persistent timeout"
 }
 // Tests:9 ends here
 
+// [[file:../notes/http-session.org::*The pool thread's bytes, against Beast's][The pool thread's bytes, against Beast's:1]]
+#include <boost/beast/http.hpp>
+#include <sstream>
+
+namespace {
+std::string serialized_by_beast(const caracal::Response& response, int version, bool head_request) {
+  namespace http = boost::beast::http;
+  http::response<http::string_body> message;
+  message.version(version);
+  message.result(static_cast<unsigned>(response.status));
+  const auto phrase = caracal::reason_phrase(response.status);
+  if (phrase != "Unknown") message.reason(phrase);  // else Beast's own phrase, set by result()
+  for (const auto& [name, value] : response.headers.fields)
+    if (!boost::beast::iequals(name, "Content-Length") && !boost::beast::iequals(name, "Transfer-Encoding") &&
+        !boost::beast::iequals(name, "Connection"))
+      message.insert(name, value);
+  message.keep_alive(true);
+  const auto& body = std::get<std::string>(response.body);
+  const bool allows_body = response.status >= 200 && response.status != 204 && response.status != 304;
+  if (allows_body) message.content_length(body.size());
+  if (allows_body && !head_request) message.body() = body;
+  std::ostringstream bytes;
+  bytes << message;
+  return bytes.str();
+}
+}  // namespace
+
+TEST_CASE("the pool thread's response bytes are the ones Beast would write") {
+  for (int status : {200, 201, 204, 304, 404, 413, 599}) {
+    caracal::Response response = caracal::text_response(status, "Hello, world!");
+    response.headers.add("X-Trace", "abc");
+    response.headers.add("Content-Length", "999");  // the app's framing is overridden
+    response.headers.add("Connection", "keep-alive");
+    for (int version : {10, 11})
+      for (bool head_request : {false, true}) {
+        INFO("status " << status << ", HTTP/" << version / 10 << "." << version % 10
+                       << (head_request ? ", HEAD" : ", GET"));
+        CHECK(caracal::detail::kept_alive_response_bytes(response, version, head_request) ==
+              serialized_by_beast(response, version, head_request));
+      }
+  }
+}
+// The pool thread's bytes, against Beast's:1 ends here
+
 // [[file:../notes/http-session.org::*The strict head check, without a socket][The strict head check, without a socket:1]]
 namespace {
 // The kind the strict check gives a head of a GET with these field lines, or nullopt.
