@@ -152,6 +152,8 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   // What is known of the current request, for the error handler; made by env()
   // once something is known, and dropped while the connection is idle.
   std::unique_ptr<Request> env_;
+  // The request in the app: the session's own, so the job needs to carry only the session.
+  std::optional<Request> request_;
   std::unique_ptr<std::array<char, 4096>> discarded_;  // what a lingering close reads and drops
   StreamBody stream_body_;
   bool chunked_ = false;
@@ -359,14 +361,14 @@ void BeastSession::do_call_app() {
   request_version_ = std::min(message.version(), 11u);  // HTTP/1.2 is answered as 1.1
   head_request_ = message.method() == http::verb::head;
   keep_alive_ = message.keep_alive() && ++requests_served_ < settings_->max_keep_alive;
-  auto request = std::make_shared<Request>(make_request(parser_->release()));
+  request_.emplace(make_request(parser_->release()));
   parser_.reset();
   if (hooks_->request_received) hooks_->request_received();
-  hooks_->run_on_pool([self = shared_from_this(), request] {
-    auto response = std::make_shared<Response>(self->call_app(*request));
-    if (self->answer_from_the_pool(*response)) return;
-    net::post(self->stream_.get_executor(),
-              [self, response] { self->on_app_done(response); });
+  hooks_->run_on_pool([self = shared_from_this()] {  // small enough to need no allocation
+    Response response = self->call_app(*self->request_);
+    if (self->answer_from_the_pool(response)) return;
+    auto shared = std::make_shared<Response>(std::move(response));
+    net::post(self->stream_.get_executor(), [self, shared] { self->on_app_done(shared); });
   });
 }
 // Running the app:1 ends here
@@ -684,6 +686,7 @@ void BeastSession::finish_response() {
 // [[file:../notes/http-session.org::*Waiting for the next request][Waiting for the next request:1]]
 void BeastSession::forget_the_last_request() {
   env_.reset();
+  request_.reset();
 }
 
 void BeastSession::wait_for_the_next_request() {
