@@ -145,6 +145,7 @@ void AcceptGate::accept_one_connection(int listen_fd) {
     if (!registered_) return;  // closed since epoll_wait returned: leave it to others
     fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     error = errno;
+    if (fd >= 0) queue_behind_the_others(listen_fd);
   }
   if (fd >= 0) return deliver_or_close(fd);
   if (error == EAGAIN || error == EWOULDBLOCK) {
@@ -180,6 +181,16 @@ void AcceptGate::end_backoff() {
   backing_off_ = false;
   register_listeners_if_wanted();
 }
+// The sleeper:6 ends here
+
+// [[file:../notes/sleep-and-wake.org::*Taking turns between workers][Taking turns between workers:1]]
+void AcceptGate::queue_behind_the_others(int listen_fd) {
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, listen_fd, nullptr);
+  if (add_exclusive(epoll_fd_.get(), listen_fd)) return;
+  ++accept_errors_;
+  deregister_listeners();
+  backing_off_ = true;  // the sleeper's next wait has the back-off as timeout
+}
 
 }  // namespace caracal
-// The sleeper:6 ends here
+// Taking turns between workers:1 ends here

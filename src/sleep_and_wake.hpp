@@ -51,6 +51,7 @@ class AcceptGate {
  private:
   void register_listeners_if_wanted();  // mutex held
   void deregister_listeners();          // mutex held
+  void queue_behind_the_others(int listen_fd);  // mutex held
   void wake_the_sleeper();
   void sleep_until_connections_arrive();
   void act_on_one_event(const ::epoll_event& event);

@@ -93,6 +93,28 @@ TEST_CASE("each connection is accepted once by several open gates, with empty wa
   CHECK(empty < kConnections / 4);
 }
 
+// Idle workers must share new connections, not leave them all to the first.
+TEST_CASE("connections to two idle gates alternate between them") {
+  Listener listener;
+  std::atomic<int> first{0}, second{0};
+  const int fds[] = {listener.fd};
+  AcceptGate gate_a(fds, count_into(first));
+  AcceptGate gate_b(fds, count_into(second));
+  gate_a.open();
+  gate_b.open();
+  std::this_thread::sleep_for(kSettleTime);  // let both sleepers reach epoll_wait
+  constexpr int kConnections = 20;
+  for (int i = 0; i < kConnections; ++i) {
+    const int client = listener.connect_client();
+    REQUIRE(eventually([&] { return first.load() + second.load() == i + 1; }));
+    ::close(client);
+    std::this_thread::sleep_for(5ms);  // the sleeper that accepted is waiting again
+  }
+  INFO("first gate " << first.load() << ", second gate " << second.load());
+  CHECK(first.load() >= kConnections / 2 - 2);
+  CHECK(second.load() >= kConnections / 2 - 2);
+}
+
 // A full worker must leave a connection to others, and find it later if nobody took it.
 TEST_CASE("a closed gate is not woken, and opening it finds the queued connection") {
   Listener listener;
