@@ -49,6 +49,9 @@ constexpr std::chrono::seconds kLingerTime{2};
 // The largest string body a pool thread writes itself (see "Answering from the
 // pool thread"): a copy this small costs less than a trip through the reactor.
 constexpr std::size_t kPoolWriteBytes = 16384;
+// The most of a file the pool thread sends before the reactor takes over (see
+// "A file from the pool thread"): the other connections get a turn in between.
+constexpr std::uint64_t kPoolFileBytes = 65536;
 // The interim response a client that sent Expect: 100-continue waits for.
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 }  // namespace
@@ -89,6 +92,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   Response call_app(Request& request) const;
   void on_app_done(std::shared_ptr<Response> response);
   bool answer_from_the_pool(Response& response);
+  bool send_file_from_the_pool(Response& response, const FileBody& file);
   std::string serialized(Response& response) const;
   void hand_the_rest_to_the_reactor(const std::string& bytes, ssize_t sent);
   void write_the_rest();
@@ -470,6 +474,7 @@ void BeastSession::do_write_header_only() {
 
 // [[file:../notes/http-session.org::*Answering from the pool thread][Answering from the pool thread:1]]
 bool BeastSession::answer_from_the_pool(Response& response) {
+  if (const auto* file = std::get_if<FileBody>(&response.body)) return send_file_from_the_pool(response, *file);
   const auto* body = std::get_if<std::string>(&response.body);
   if (!body || body->size() > kPoolWriteBytes) return false;
   std::lock_guard lock(handover_);
@@ -499,9 +504,16 @@ std::string detail::kept_alive_response_bytes(const Response& response, int vers
                                               bool head_request) {
   const auto& body = std::get<std::string>(response.body);
   const bool allows_body = status_allows_body(response.status);
-  const bool sends_body = allows_body && !head_request;
+  std::string bytes =
+      kept_alive_head(response, version, allows_body ? std::optional<std::uint64_t>(body.size()) : std::nullopt);
+  if (allows_body && !head_request) bytes += body;
+  return bytes;
+}
+
+std::string detail::kept_alive_head(const Response& response, int version,
+                                    std::optional<std::uint64_t> content_length) {
   std::string bytes;
-  bytes.reserve(160 + (sends_body ? body.size() : 0));
+  bytes.reserve(160);
   bytes += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
   bytes += std::to_string(response.status);
   bytes += ' ';
@@ -512,9 +524,8 @@ std::string detail::kept_alive_response_bytes(const Response& response, int vers
     bytes.append(name).append(": ").append(value).append("\r\n");
   }
   if (version < 11) bytes += "Connection: keep-alive\r\n";
-  if (allows_body) bytes.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  if (content_length) bytes.append("Content-Length: ").append(std::to_string(*content_length)).append("\r\n");
   bytes += "\r\n";
-  if (sends_body) bytes += body;
   return bytes;
 }
 // Answering from the pool thread:3 ends here
@@ -597,6 +608,51 @@ void BeastSession::wait_until_writable() {
 }
 // Files with sendfile:2 ends here
 
+// [[file:../notes/http-session.org::*A file from the pool thread][A file from the pool thread:1]]
+bool BeastSession::send_file_from_the_pool(Response& response, const FileBody& file) {
+  std::lock_guard lock(handover_);
+  const auto connection = response.headers.find("Connection");
+  const bool app_closes = connection && beast::iequals(*connection, "close");
+  if (state_ != State::in_app || cut_off_ || shutting_down_ || app_closes || !keep_alive_ ||
+      buffer_.size() > 0)
+    return false;
+  if (!tcp_) return false;
+  const int file_fd = head_request_ ? -1 : ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (!head_request_ && file_fd < 0) return false;  // the reactor answers the failure
+  file_fd_ = file_fd;
+  file_offset_ = file.offset;
+  file_remaining_ = head_request_ ? 0 : file.length;
+  const int socket_fd = stream_.socket().native_handle();
+  if (file_fd_ >= 0) set_cork(socket_fd, true);
+  const std::string head = detail::kept_alive_head(response, request_version_, file.length);
+  const ssize_t sent = ::send(socket_fd, head.data(), head.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent != static_cast<ssize_t>(head.size())) {
+    hand_the_rest_to_the_reactor(head, sent);  // on_write then sends the file
+    return true;
+  }
+  for (std::uint64_t budget = kPoolFileBytes; file_remaining_ > 0 && budget > 0;) {
+    off_t offset = static_cast<off_t>(file_offset_);
+    const auto slice = std::min(file_remaining_, budget);
+    const ssize_t written = ::sendfile(socket_fd, file_fd_, &offset, slice);
+    if (written <= 0) break;  // full, failed, or the file shrank: the reactor decides
+    file_offset_ += static_cast<std::uint64_t>(written);
+    file_remaining_ -= static_cast<std::uint64_t>(written);
+    budget -= static_cast<std::uint64_t>(written);
+  }
+  if (file_remaining_ > 0) {
+    state_ = State::writing;
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->state_ != State::closed) self->do_send_file();
+    });
+    return true;
+  }
+  if (file_fd_ >= 0) set_cork(socket_fd, false);
+  close_file();
+  wait_for_the_next_request();
+  return true;
+}
+// A file from the pool thread:1 ends here
+
 // [[file:../notes/http-session.org::*Streams, chunked][Streams, chunked:1]]
 void BeastSession::do_write_stream(Response& response, StreamBody& stream) {
   header_message_ = std::make_unique<http::response<http::empty_body>>();
@@ -669,6 +725,7 @@ void BeastSession::on_chunk_written(beast::error_code ec, std::size_t) {
 // [[file:../notes/http-session.org::*Keep-alive or close][Keep-alive or close:1]]
 void BeastSession::on_write(beast::error_code ec, std::size_t) {
   if (ec) return close();
+  if (file_fd_ >= 0) return do_send_file();  // the pool thread's head went out late (below)
   finish_response();
 }
 

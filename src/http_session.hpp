@@ -90,6 +90,9 @@ std::string peer_address(int fd);
 // The bytes of a response with a string body on a connection that stays open:
 // what the pool thread sends in one piece (see "Answering from the pool thread").
 std::string kept_alive_response_bytes(const Response& response, int version, bool head_request);
+// The head alone, with Content-Length when `content_length` is given.
+std::string kept_alive_head(const Response& response, int version,
+                            std::optional<std::uint64_t> content_length);
 
 // What the strict reading of a complete request head found.
 struct HeadVerdict {

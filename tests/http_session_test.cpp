@@ -33,6 +33,13 @@ caracal::Response test_app(caracal::Request& request) {
     response.body = caracal::FileBody{request.query, 2, 5};
     return response;
   }
+  if (request.path == "/whole-file") {  // ?PATH&LENGTH
+    const auto amp = request.query.find('&');
+    caracal::Response response;
+    response.body = caracal::FileBody{request.query.substr(0, amp), 0,
+                                      std::stoull(request.query.substr(amp + 1))};
+    return response;
+  }
   if (request.path == "/stream") {
     caracal::Response response;
     response.body = caracal::StreamBody{[n = 0]() mutable -> std::optional<std::string> {
@@ -331,6 +338,31 @@ TEST_CASE("a file response leaves the keep-alive connection ready for the next r
   ::unlink(path);
   REQUIRE(file);
   CHECK(file->body == "23456");
+  REQUIRE(after);
+  CHECK(after->body == "/after||127.0.0.1");
+}
+
+// The pool thread sends what the socket takes of a file; the reactor must finish it.
+TEST_CASE("a file larger than the socket takes at once arrives whole, and the connection goes on") {
+  char path[] = "/tmp/caracal-session-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  std::string content(8 << 20, '\0');  // 8 MiB: more than a loopback send buffer holds
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + i % 23);
+  REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+  ::close(fd);
+  TestServer server;
+  Client client(server.connect());
+  Reader reader(client.fd);
+  const std::string query = std::string(path) + "&" + std::to_string(content.size());
+  REQUIRE(send_all(client.fd, get("/whole-file?" + query) + get("/after")));
+  std::this_thread::sleep_for(200ms);  // the send buffer fills; the rest waits for the reactor
+  auto file = reader.read_reply();
+  auto after = reader.read_reply();
+  ::unlink(path);
+  REQUIRE(file);
+  CHECK(file->headers["content-length"] == std::to_string(content.size()));
+  CHECK(file->body == content);
   REQUIRE(after);
   CHECK(after->body == "/after||127.0.0.1");
 }
