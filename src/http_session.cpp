@@ -63,7 +63,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   BeastSession(net::io_context& reactor, int fd, std::shared_ptr<const App> app,
                const ServerInfo* server, std::shared_ptr<const SessionSettings> settings,
                std::shared_ptr<const SessionHooks> hooks,
-               std::string remote_addr, int requests_served);
+               std::string remote_addr, int requests_served, sa_family_t family);
   void start() { do_read_header(); }
   void shut_down() override;
   void cut_off() override;
@@ -176,12 +176,9 @@ sa_family_t family_of(int fd) {
   return address.ss_family;
 }
 
-tcp protocol_of(int fd) { return family_of(fd) == AF_INET6 ? tcp::v6() : tcp::v4(); }
+tcp protocol_of(sa_family_t family) { return family == AF_INET6 ? tcp::v6() : tcp::v4(); }
 
-bool is_tcp(int fd) {
-  const auto family = family_of(fd);
-  return family == AF_INET || family == AF_INET6;
-}
+bool is_tcp(sa_family_t family) { return family == AF_INET || family == AF_INET6; }
 // The session's state:4 ends here
 
 // [[file:../notes/http-session.org::*The session's state][The session's state:5]]
@@ -201,8 +198,8 @@ BeastSession::BeastSession(net::io_context& reactor, int fd, std::shared_ptr<con
                            const ServerInfo* server,
                            std::shared_ptr<const SessionSettings> settings,
                            std::shared_ptr<const SessionHooks> hooks, std::string remote_addr,
-                           int requests_served)
-    : stream_(tcp::socket(reactor, protocol_of(fd), fd)),
+                           int requests_served, sa_family_t family)
+    : stream_(tcp::socket(reactor, protocol_of(family), fd)),
       wait_deadline_(reactor),
       idle_check_(reactor),
       body_deadline_(reactor),
@@ -211,7 +208,7 @@ BeastSession::BeastSession(net::io_context& reactor, int fd, std::shared_ptr<con
       settings_(std::move(settings)),
       hooks_(std::move(hooks)),
       remote_addr_(remote_addr.empty() ? detail::peer_address(fd) : std::move(remote_addr)),
-      tcp_(is_tcp(fd)),
+      tcp_(is_tcp(family)),
       requests_served_(requests_served) {
   if (tcp_) send_small_writes_at_once(fd);
 }
@@ -1054,7 +1051,7 @@ class TlsTunnel : public std::enable_shared_from_this<TlsTunnel> {
             std::function<void(HttpSession*)> closed)
       : closed_(std::move(closed)),
         tls_context_(std::move(tls)),
-        tls_(tcp::socket(reactor, protocol_of(fd), fd), tls_context_->context),
+        tls_(tcp::socket(reactor, protocol_of(family_of(fd)), fd), tls_context_->context),
         session_(reactor, net::local::stream_protocol(), session_end),
         deadline_(reactor) {}
   void start(std::chrono::milliseconds handshake_timeout);
@@ -1218,7 +1215,7 @@ std::shared_ptr<HttpSession> start_http_session(net::io_context& reactor, int fd
   try {
     session = std::make_shared<BeastSession>(reactor, fd, std::move(app), server,
                                              std::move(settings), std::move(hooks),
-                                             std::move(remote_addr), requests_served);
+                                             std::move(remote_addr), requests_served, family_of(fd));
   } catch (const std::exception& error) {
     std::cerr << "caracal: cannot adopt a connection: " << error.what() << '\n';
     ::close(fd);

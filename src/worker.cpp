@@ -143,6 +143,8 @@ void Worker::adopt_connection(int fd, int requests_served) {
 }
 
 std::shared_ptr<TlsContext> Worker::tls_for(int fd) const {
+  if (std::none_of(settings_.tls.begin(), settings_.tls.end(), [](const auto& tls) { return tls; }))
+    return nullptr;  // no ssl:// listener: spare every connection a getsockname
   const int port = local_port(fd);
   for (std::size_t i = 0; i < listen_ports_.size() && i < settings_.tls.size(); ++i)
     if (listen_ports_[i] == port && port > 0) return settings_.tls[i];
