@@ -93,6 +93,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   void on_app_done(std::shared_ptr<Response> response);
   bool answer_from_the_pool(Response& response);
   bool send_file_from_the_pool(Response& response, const FileBody& file);
+  bool may_answer_from_this_thread(const Response& response) const;  // handover_ held
   std::string serialized(Response& response) const;
   void hand_the_rest_to_the_reactor(const std::string& bytes, ssize_t sent);
   void write_the_rest();
@@ -475,11 +476,7 @@ bool BeastSession::answer_from_the_pool(Response& response) {
   const auto* body = std::get_if<std::string>(&response.body);
   if (!body || body->size() > kPoolWriteBytes) return false;
   std::lock_guard lock(handover_);
-  const auto connection = response.headers.find("Connection");
-  const bool app_closes = connection && beast::iequals(*connection, "close");
-  if (state_ != State::in_app || cut_off_ || shutting_down_ || app_closes || !keep_alive_ ||
-      buffer_.size() > 0)
-    return false;
+  if (!may_answer_from_this_thread(response)) return false;
   const std::string bytes = serialized(response);
   const int fd = stream_.socket().native_handle();
   const ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -491,6 +488,15 @@ bool BeastSession::answer_from_the_pool(Response& response) {
   return true;
 }
 // Answering from the pool thread:1 ends here
+
+// [[file:../notes/http-session.org::*Answering from the pool thread][Answering from the pool thread:2]]
+bool BeastSession::may_answer_from_this_thread(const Response& response) const {
+  const auto connection = response.headers.find("Connection");
+  const bool app_closes = connection && beast::iequals(*connection, "close");
+  return state_ == State::in_app && !cut_off_ && !shutting_down_ && !app_closes && keep_alive_ &&
+         buffer_.size() == 0;
+}
+// Answering from the pool thread:2 ends here
 
 // [[file:../notes/http-session.org::*Answering from the pool thread][Answering from the pool thread:3]]
 std::string BeastSession::serialized(Response& response) const {
@@ -608,12 +614,7 @@ void BeastSession::wait_until_writable() {
 // [[file:../notes/http-session.org::*A file from the pool thread][A file from the pool thread:1]]
 bool BeastSession::send_file_from_the_pool(Response& response, const FileBody& file) {
   std::lock_guard lock(handover_);
-  const auto connection = response.headers.find("Connection");
-  const bool app_closes = connection && beast::iequals(*connection, "close");
-  if (state_ != State::in_app || cut_off_ || shutting_down_ || app_closes || !keep_alive_ ||
-      buffer_.size() > 0)
-    return false;
-  if (!tcp_) return false;
+  if (!tcp_ || !may_answer_from_this_thread(response)) return false;
   const int file_fd = head_request_ ? -1 : ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (!head_request_ && file_fd < 0) return false;  // the reactor answers the failure
   file_fd_ = file_fd;

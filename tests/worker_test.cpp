@@ -275,69 +275,69 @@ bool heartbeat_says_parked(WorkerProcess& worker, int parked) {
   }
   return false;
 }
+
+// A worker on a listener of its own, past its boot heartbeat.
+struct BootedWorker {
+  explicit BootedWorker(const caracal::WorkerSettings& settings)
+      : process(settings, {listener.fd}, hello), port(listener.port) {
+    listener.close();
+    REQUIRE(process.read_heartbeat().rfind("b 0 ", 0) == 0);
+  }
+  Listener listener;
+  WorkerProcess process;
+  std::uint16_t port;
+};
+
+// A client connection that has had one answer and is now idle.
+struct IdleClient {
+  explicit IdleClient(std::uint16_t port) : fd(test_client::connect_to(port)), reader(fd) {
+    REQUIRE(fd >= 0);
+    REQUIRE(send_all(fd, get("/")));
+    REQUIRE(reader.read_reply());
+  }
+  ~IdleClient() { ::close(fd); }
+  int fd;
+  Reader reader;
+};
 }  // namespace
 
 TEST_CASE("a parked connection answers its next request and max_keep_alive counts across parks") {
-  Listener listener;
   auto settings = test_settings(2);
   settings.max_keep_alive = 3;
-  WorkerProcess worker(settings, {listener.fd}, hello);
-  const std::uint16_t port = listener.port;
-  listener.close();
-  REQUIRE(worker.read_heartbeat().rfind("b 0 ", 0) == 0);
-  const int fd = test_client::connect_to(port);
-  REQUIRE(fd >= 0);
-  Reader reader(fd);
-  for (int request = 1; request <= 3; ++request) {
-    REQUIRE(send_all(fd, get("/")));
-    auto reply = reader.read_reply();
+  BootedWorker worker(settings);
+  IdleClient client(worker.port);  // request 1
+  CHECK(heartbeat_says_parked(worker.process, 1));
+  for (int request = 2; request <= 3; ++request) {
+    REQUIRE(send_all(client.fd, get("/")));
+    auto reply = client.reader.read_reply();
     REQUIRE(reply);
     CHECK(reply->body == "Hello, world!");
     CHECK(reply->has("connection") == (request == 3));  // the third is the last: close
-    if (request < 3) CHECK(heartbeat_says_parked(worker, 1));
+    if (request < 3) CHECK(heartbeat_says_parked(worker.process, 1));
   }
-  CHECK(reader.at_eof());
-  ::close(fd);
+  CHECK(client.reader.at_eof());
 }
 // Parked connections:1 ends here
 
 // [[file:../notes/worker.org::*Parked connections][Parked connections:2]]
 TEST_CASE("a parked connection is closed at the persistent timeout") {
-  Listener listener;
   auto settings = test_settings(2);
   settings.persistent_timeout = 400ms;
-  WorkerProcess worker(settings, {listener.fd}, hello);
-  const std::uint16_t port = listener.port;
-  listener.close();
-  REQUIRE(worker.read_heartbeat().rfind("b 0 ", 0) == 0);
-  const int fd = test_client::connect_to(port);
-  REQUIRE(fd >= 0);
-  Reader reader(fd);
-  REQUIRE(send_all(fd, get("/")));
-  REQUIRE(reader.read_reply());
-  CHECK(heartbeat_says_parked(worker, 1));
-  CHECK(reader.at_eof());
-  CHECK(heartbeat_says_parked(worker, 0));
-  ::close(fd);
+  BootedWorker worker(settings);
+  IdleClient client(worker.port);
+  CHECK(heartbeat_says_parked(worker.process, 1));
+  CHECK(client.reader.at_eof());
+  CHECK(heartbeat_says_parked(worker.process, 0));
 }
 
 TEST_CASE("SIGTERM closes parked connections and the worker exits at once") {
-  Listener listener;
   auto settings = test_settings(2);
   settings.shutdown_timeout = 600s;  // a worker that waited for the parked one would not exit
-  WorkerProcess worker(settings, {listener.fd}, hello);
-  const std::uint16_t port = listener.port;
-  listener.close();
-  REQUIRE(worker.read_heartbeat().rfind("b 0 ", 0) == 0);
-  const int fd = test_client::connect_to(port);
-  REQUIRE(fd >= 0);
-  Reader reader(fd);
-  REQUIRE(send_all(fd, get("/")));
-  REQUIRE(reader.read_reply());
-  REQUIRE(heartbeat_says_parked(worker, 1));
-  CHECK(worker.terminate_and_wait() == 0);  // within kPatience, far below shutdown_timeout
-  CHECK(reader.at_eof());
-  ::close(fd);
+  BootedWorker worker(settings);
+  IdleClient client(worker.port);
+  REQUIRE(heartbeat_says_parked(worker.process, 1));
+  CHECK(worker.process.terminate_and_wait() == 0);  // within kPatience, far below shutdown_timeout
+  CHECK(client.reader.at_eof());
 }
 // Parked connections:2 ends here
 
