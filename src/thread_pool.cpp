@@ -164,7 +164,8 @@ bool ThreadPool::take_part(std::unique_lock<std::mutex>& lock, bool until_the_re
       continue;
     }
     if (until_the_reactor_stops ? reactor_stopped_ : stopping_) return true;
-    if (!sleep_until_woken(lock) && !until_the_reactor_stops && running_ > settings_.min_threads)
+    if (!sleep_until_woken(lock) && !until_the_reactor_stops && running_ > settings_.min_threads &&
+        !standby_called_)  // a thread called to stand by answers the call instead of leaving
       return false;
   }
 }
@@ -260,8 +261,7 @@ void ThreadPool::run_in_place(Job& job, std::unique_lock<std::mutex>& lock) {
   --busy_;
   if (threw) ++job_exceptions_;
   report_capacity();
-  while (may_run_a_job()) run_one_job(lock);
-  if (!leader_present_ && !reactor_stopped_) {
+  if (!leader_present_ && !reactor_stopped_ && !may_run_a_job()) {
     leader_present_ = true;  // nobody took it: the reactor is ours again
     leader_in_app_ = false;
     leading = this;

@@ -274,3 +274,49 @@ TEST_CASE("with every thread in the app a request waits in the queue and the gat
   CHECK(reports == std::vector<bool>{true, false, true});
 }
 // The turns at the reactor:4 ends here
+
+// [[file:../notes/thread-pool.org::*The turns at the reactor][The turns at the reactor:5]]
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <string>
+
+TEST_CASE("what an app hands to the reactor is not held back by the apps queued after it") {
+  namespace net = boost::asio;
+  net::io_context reactor{1};  // as the worker's: one thread at a time runs it
+  auto keep_running = net::make_work_guard(reactor);
+  ThreadPool pool({.min_threads = 0, .max_threads = 1, .reap_interval = 60s},
+                  caracal::ReactorTurns{[&] { return reactor.run_one() > 0; },
+                                        [&] { net::post(reactor, [] {}); }});
+  std::mutex events_mutex;
+  std::vector<std::string> events;
+  auto record = [&](std::string event) {
+    std::lock_guard lock(events_mutex);
+    events.push_back(std::move(event));
+  };
+  net::post(reactor, [&] {
+    pool.submit([&] {
+      std::this_thread::sleep_for(50ms);
+      net::post(reactor, [&] { record("response 1 written"); });
+    });
+  });
+  for (int app = 2; app <= 4; ++app)
+    net::post(reactor, [&, app] {
+      pool.submit([&, app] {
+        std::this_thread::sleep_for(100ms);
+        record("app " + std::to_string(app) + " done");
+      });
+    });
+  std::thread main([&] { pool.run_reactor(); });
+  const bool all_four = eventually(pool, [&](const ThreadPoolStats&) {
+    std::lock_guard lock(events_mutex);
+    return events.size() == 4;
+  });
+  keep_running.reset();
+  reactor.stop();
+  main.join();
+  pool.stop();
+  REQUIRE(all_four);
+  CHECK(events.front() == "response 1 written");
+}
+// The turns at the reactor:5 ends here
