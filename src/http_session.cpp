@@ -131,6 +131,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   std::chrono::steady_clock::time_point idle_since_{};
   bool idle_check_armed_ = false;
   bool parking_ = false;  // the idle read was cancelled to park the socket
+  bool reading_body_ = false;  // the body's deadline still has something to cut off
   net::steady_timer body_deadline_;  // cancels a stalled body read without closing
   std::unique_ptr<http::request_parser<http::string_body>> parser_;  // only while reading
   // The response being written; on the heap, and only while it is written.
@@ -302,9 +303,13 @@ void BeastSession::on_continue_sent(beast::error_code ec, std::size_t) {
 void BeastSession::do_read_body() {
   if (parser_->is_done()) return do_call_app();  // no body, or it came with the head
   stream_.expires_never();
+  reading_body_ = true;
   body_deadline_.expires_after(settings_->first_data_timeout);
   body_deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (ec) return;  // the body arrived in time
+    // Cancelled, or it expired in the same instant the body arrived and its
+    // handler was already queued: the read is over, and cancelling now would
+    // cut off whatever the socket is doing next (the idle read, say).
+    if (ec || !self->reading_body_) return;
     self->body_timed_out_ = true;
     self->stream_.cancel();
   });
@@ -313,6 +318,7 @@ void BeastSession::do_read_body() {
 }
 
 void BeastSession::on_read_body(beast::error_code ec, std::size_t) {
+  reading_body_ = false;
   body_deadline_.cancel();
   if (ec) return fail_read(ec);
   do_call_app();
