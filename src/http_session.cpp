@@ -118,6 +118,7 @@ class BeastSession final : public HttpSession, public std::enable_shared_from_th
   void drain_until_the_client_closes();
   void close();
   void on_first_bytes(beast::error_code ec, std::size_t bytes);
+  bool may_park() const;
   void check_on_the_idle_connection();
   void check_again_at(std::chrono::steady_clock::time_point when);
   void park();
@@ -775,9 +776,12 @@ void BeastSession::on_first_bytes(beast::error_code ec, std::size_t bytes) {
 // Waiting for the next request:1 ends here
 
 // [[file:../notes/http-session.org::*The idle check, and parking][The idle check, and parking:1]]
+bool BeastSession::may_park() const {
+  return hooks_->park && settings_->park_after < settings_->persistent_timeout;
+}
+
 void BeastSession::check_on_the_idle_connection() {
-  const bool may_park = hooks_->park && settings_->park_after < settings_->persistent_timeout;
-  const auto patience = may_park ? settings_->park_after : settings_->persistent_timeout;
+  const auto patience = may_park() ? settings_->park_after : settings_->persistent_timeout;
   check_again_at(idle_since_ + patience);
 }
 
@@ -790,10 +794,9 @@ void BeastSession::check_again_at(std::chrono::steady_clock::time_point when) {
     self->idle_check_armed_ = false;
     if (!self->idle_ || self->state_ == State::closed) return;  // busy: its next idle arms it
     const auto idle_for = std::chrono::steady_clock::now() - self->idle_since_;
-    const bool may_park = self->hooks_->park && self->settings_->park_after < self->settings_->persistent_timeout;
     if (idle_for >= self->settings_->persistent_timeout)
       return self->fail({FailureKind::head_timeout, "idle longer than persistent_timeout"});
-    if (may_park && idle_for >= self->settings_->park_after) return self->park();
+    if (self->may_park() && idle_for >= self->settings_->park_after) return self->park();
     self->check_on_the_idle_connection();  // idle again since the timer was armed: not yet
   });
 }
